@@ -1,0 +1,99 @@
+/*
+ * proxy.conf -> immutable struct conf (DESIGN §9). Pure: conf_parse() reads a
+ * buffer; conf_load() only adds reading the file. Every error is one message
+ * "file:line: what" written into the caller's buffer.
+ */
+#ifndef WSRING_CONF_CONF_H
+#define WSRING_CONF_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ring/ring.h"
+
+#define CONF_ERR_LEN 512
+
+/* A listen/admin/backend address as written: host (no brackets) and port. */
+struct conf_addr {
+    char *host;    /* owned; IPv4 literal, IPv6 literal (written [..] in the file) or host name */
+    uint16_t port; /* 1..65535 */
+};
+
+enum conf_key_source {
+    CONF_KEY_QUERY = 0,   /* query:NAME, percent-decoded */
+    CONF_KEY_HEADER,      /* header:NAME, case-insensitive name, value verbatim (trimmed) */
+    CONF_KEY_COOKIE,      /* cookie:NAME, from the Cookie header(s) */
+    CONF_KEY_PATH,        /* path:N, the N-th path segment (1-based), percent-decoded */
+    CONF_KEY_SOURCE_COUNT /* must stay last */
+};
+
+struct conf_key_rule {
+    enum conf_key_source source;
+    char *name;       /* owned; NULL for CONF_KEY_PATH */
+    size_t name_len;  /* strlen(name) */
+    unsigned segment; /* CONF_KEY_PATH only: 1 = first segment */
+};
+
+enum conf_key_missing {
+    CONF_KEY_MISSING_REJECT = 0, /* 400 */
+    CONF_KEY_MISSING_CLIENT_IP   /* hash the client address as text */
+};
+
+enum conf_discovery {
+    CONF_DISCOVERY_STATIC = 0, /* `backend` lines */
+    CONF_DISCOVERY_COUNT       /* must stay last */
+};
+
+struct conf_backend {
+    char *id;              /* owned; the member id */
+    struct conf_addr addr; /* where to connect */
+    char *address;         /* owned; "host:port" / "[v6]:port", as the member address */
+    uint32_t weight;       /* default 1 */
+};
+
+struct conf {
+    char *file; /* owned; the path it was loaded from */
+
+    struct conf_addr *listen; /* owned array of nlisten */
+    size_t nlisten;
+    struct conf_addr admin; /* host NULL when `admin off` */
+    unsigned workers;       /* 0 = auto (number of cores) */
+
+    struct conf_key_rule *keys; /* owned array of nkeys, in file order */
+    size_t nkeys;
+    enum conf_key_missing key_missing;
+
+    struct ring_params ring; /* hash + vnodes */
+    bool retry_next;
+    uint64_t down_hold_ms;
+    uint64_t connect_timeout_ms;
+    uint64_t handshake_timeout_ms;
+    size_t max_head_bytes;
+    size_t max_key_bytes;
+
+    enum conf_discovery discovery;
+    struct conf_backend *backends; /* owned array of nbackends */
+    size_t nbackends;
+};
+
+/*
+ * Parses LEN bytes of TEXT (no NUL needed) as proxy.conf named FILE (used in
+ * messages). Returns a new conf, or NULL with "FILE:LINE: what" in ERR.
+ */
+struct conf *conf_parse(const char *file, const char *text, size_t len, char err[CONF_ERR_LEN]);
+/* Reads and parses FILE. Returns NULL with "FILE: why" or "FILE:LINE: what" in ERR. */
+struct conf *conf_load(const char *file, char err[CONF_ERR_LEN]);
+/* Accepts NULL. */
+void conf_destroy(struct conf *conf);
+
+/* Directive names in table order, NULL-terminated; the docs test walks it. */
+const char *const *conf_directive_names(void);
+
+/*
+ * Builds the static member set from CONF's backend lines. Returns NULL on
+ * ENOMEM (duplicates were already refused by conf_parse).
+ */
+struct member_set *conf_static_members(const struct conf *conf);
+
+#endif /* WSRING_CONF_CONF_H */
