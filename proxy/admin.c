@@ -1,0 +1,140 @@
+/* Admin HTTP: /healthz and /lookup?key=K (DESIGN §6, §10.2). */
+#include "proxy/admin.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+
+#include "conf/conf.h"
+#include "proxy/head.h"
+#include "proxy/key.h"
+#include "proxy/route.h"
+
+struct admin {
+    struct evhttp *http;          /* owned */
+    const struct conf *conf;      /* borrowed */
+    struct route *const *current; /* borrowed; the main thread's current route */
+};
+
+/* Sends JSON (consumed) with STATUS. */
+static void
+admin_reply_json(struct evhttp_request *req, int status, json_t *json)
+{
+    struct evbuffer *out = evhttp_request_get_output_buffer(req);
+    char *text = json != NULL ? json_dumps(json, JSON_COMPACT) : NULL;
+
+    json_decref(json);
+    if (text == NULL) {
+        evhttp_send_error(req, HTTP_INTERNAL, NULL);
+        return;
+    }
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+    evbuffer_add_printf(out, "%s\n", text);
+    free(text);
+    evhttp_send_reply(req, status, status == 200 ? "OK" : "Error", out);
+}
+
+static void
+admin_reply_error(struct evhttp_request *req, int status, const char *what)
+{
+    admin_reply_json(req, status, json_pack("{s:s}", "error", what));
+}
+
+static void
+admin_on_healthz(struct evhttp_request *req, void *arg)
+{
+    struct evbuffer *out = evhttp_request_get_output_buffer(req);
+
+    (void)arg;
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain");
+    evbuffer_add_printf(out, "ok\n");
+    evhttp_send_reply(req, 200, "OK", out);
+}
+
+/* The key of ?key=K, decoded exactly like a client's query:NAME rule would be. */
+static void
+admin_on_lookup(struct evhttp_request *req, void *arg)
+{
+    struct admin *admin = arg;
+    const char *uri = evhttp_request_get_uri(req);
+    const struct conf_key_rule rule = { .source = CONF_KEY_QUERY, .name = "key", .name_len = 3 };
+    struct head head = { .target = uri, .target_len = strlen(uri) };
+    struct route *route = *admin->current;
+    char key[4096];
+    size_t key_len = 0;
+    const struct member *m;
+    json_t *jkey;
+
+    switch (key_extract(&head, &rule, 1, key, admin->conf->max_key_bytes, &key_len)) {
+    case KEY_MISSING:
+        admin_reply_error(req, 400, "missing ?key=");
+        return;
+    case KEY_BAD:
+        admin_reply_error(req, 400, "key too long, or holds a control byte or a bad %-escape");
+        return;
+    case KEY_FOUND:
+        break;
+    }
+    jkey = json_stringn(key, key_len);
+    if (jkey == NULL) {
+        admin_reply_error(req, 400, "key is not valid UTF-8");
+        return;
+    }
+    m = ring_lookup(route->ring, key, key_len);
+    if (m == NULL) {
+        json_decref(jkey);
+        admin_reply_error(req, 503, "the ring is empty");
+        return;
+    }
+    admin_reply_json(req, 200,
+                     json_pack("{s:o, s:s, s:s, s:s}", "key", jkey, "owner", m->id, "address",
+                               m->address, "fingerprint", route->fingerprint));
+}
+
+static void
+admin_on_other(struct evhttp_request *req, void *arg)
+{
+    (void)arg;
+    admin_reply_error(req, 404, "not found; try /healthz or /lookup?key=K");
+}
+
+struct admin *
+admin_start(struct event_base *base, const struct conf *conf, struct route *const *current,
+            char *err, size_t err_len)
+{
+    struct admin *admin = calloc(1, sizeof(*admin));
+
+    if (admin == NULL || (admin->http = evhttp_new(base)) == NULL) {
+        snprintf(err, err_len, "admin: out of memory");
+        free(admin);
+        return NULL;
+    }
+    admin->conf = conf;
+    admin->current = current;
+    evhttp_set_allowed_methods(admin->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+    evhttp_set_cb(admin->http, "/healthz", admin_on_healthz, admin);
+    evhttp_set_cb(admin->http, "/lookup", admin_on_lookup, admin);
+    evhttp_set_gencb(admin->http, admin_on_other, admin);
+    if (evhttp_bind_socket_with_handle(admin->http, conf->admin.host, conf->admin.port) == NULL) {
+        snprintf(err, err_len, "admin %s:%u: cannot listen (address in use?)", conf->admin.host,
+                 conf->admin.port);
+        admin_stop(admin);
+        return NULL;
+    }
+    return admin;
+}
+
+void
+admin_stop(struct admin *admin)
+{
+    if (admin == NULL) {
+        return;
+    }
+    evhttp_free(admin->http);
+    free(admin);
+}

@@ -1,0 +1,398 @@
+/* The connection state machine up to the relay, and its single exit (DESIGN §3, §7). */
+#include "proxy/conn.h"
+
+#include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "conf/conf.h"
+#include "proxy/forward.h"
+#include "proxy/head.h"
+#include "proxy/key.h"
+#include "proxy/log.h"
+#include "proxy/worker.h"
+
+#define CONN_HEAD_FIRST_ALLOC 2048
+#define CONN_LINGER_MS        2000 /* how long an answered client may keep sending */
+#define CONN_IP_LEN           INET6_ADDRSTRLEN
+
+static void conn_on_head_read(evutil_socket_t fd, short what, void *arg);
+static void conn_on_handshake_timeout(evutil_socket_t fd, short what, void *arg);
+static void conn_connect_next(struct conn *c);
+
+static struct timeval
+conn_tv(uint64_t ms)
+{
+    struct timeval tv = { .tv_sec = (time_t)(ms / 1000),
+                          .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
+
+    return tv;
+}
+
+/* The client address as text: no port, no brackets (DESIGN §12 key_missing client_ip). */
+static void
+conn_client_ip(const struct conn *c, char out[CONN_IP_LEN])
+{
+    const struct sockaddr *sa = (const struct sockaddr *)&c->peer;
+
+    out[0] = '\0';
+    if (sa->sa_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, CONN_IP_LEN);
+    } else if (sa->sa_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, CONN_IP_LEN);
+    }
+}
+
+void
+conn_start(struct worker *w, const struct worker_listener *listener, int fd,
+           const struct sockaddr *peer, socklen_t peer_len)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    struct timeval tv = conn_tv(w->conf->handshake_timeout_ms);
+    int one = 1;
+
+    if (c == NULL) {
+        close(fd);
+        return;
+    }
+    c->worker = w;
+    c->proto = listener->proto;
+    c->route = route_ref(w->route);
+    c->end[SIDE_CLIENT].fd = fd;
+    c->end[SIDE_CLIENT].side = SIDE_CLIENT;
+    c->end[SIDE_BACKEND].fd = -1;
+    c->end[SIDE_BACKEND].side = SIDE_BACKEND;
+    memcpy(&c->peer, peer, peer_len);
+    c->peer_len = peer_len;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    TAILQ_INSERT_TAIL(&w->conns, c, link);
+    w->nconns++;
+
+    c->state = CONN_READ_HEAD;
+    event_assign(&c->end[SIDE_CLIENT].rd, w->base, fd, EV_READ | EV_PERSIST, conn_on_head_read, c);
+    evtimer_assign(&c->timer, w->base, conn_on_handshake_timeout, c);
+    event_add(&c->end[SIDE_CLIENT].rd, NULL);
+    /* One deadline for the whole head, so a client dripping bytes cannot extend it. */
+    evtimer_add(&c->timer, &tv);
+}
+
+static void
+conn_on_handshake_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+
+    (void)fd;
+    (void)what;
+    assert(c->state == CONN_READ_HEAD);
+    conn_close(c, CLOSE_HANDSHAKE_TIMEOUT);
+}
+
+/* Grows the head buffer up to max_head_bytes + 1 (one more byte tells "too large"). */
+static int
+conn_head_reserve(struct conn *c)
+{
+    size_t limit = c->worker->conf->max_head_bytes + 1, cap;
+    char *p;
+
+    if (c->head_len < c->head_cap) {
+        return 0;
+    }
+    cap = c->head_cap == 0 ? CONN_HEAD_FIRST_ALLOC : c->head_cap * 2;
+    if (cap > limit) {
+        cap = limit;
+    }
+    p = realloc(c->head, cap);
+    if (p == NULL) {
+        return -1;
+    }
+    c->head = p;
+    c->head_cap = cap;
+    return 0;
+}
+
+/* Finds the key and the backends to try. Returns the close reason, or CLOSE_DONE to go on. */
+static enum close_reason
+conn_route(struct conn *c, const struct head *head, char *key, size_t *key_len)
+{
+    const struct conf *conf = c->worker->conf;
+    enum key_result kr =
+        key_extract(head, conf->keys, conf->nkeys, key, conf->max_key_bytes, key_len);
+
+    if (kr == KEY_BAD) {
+        return CLOSE_BAD_KEY;
+    }
+    if (kr == KEY_MISSING) {
+        if (conf->key_missing != CONF_KEY_MISSING_CLIENT_IP) {
+            return CLOSE_NO_KEY;
+        }
+        conn_client_ip(c, key);
+        *key_len = strlen(key);
+    }
+    c->key_hash = ring_key_hash(key, *key_len);
+    c->ncand =
+        (uint8_t)route_candidates(c->route, c->key_hash, conf->retry_next, route_now_ms(), c->cand);
+    return c->ncand == 0 ? CLOSE_RING_EMPTY : CLOSE_DONE;
+}
+
+/* Puts the forwarded head, then any early client bytes, into the backend's pending output. */
+static int
+conn_prepare_forward(struct conn *c, const struct head *head, const char *key, size_t key_len)
+{
+    char ip[CONN_IP_LEN];
+    struct forward_info info = {
+        .client_ip = ip,
+        .proto = c->proto,
+        .key = key,
+        .key_len = key_len,
+        .fingerprint = c->route->fingerprint,
+        .connection_close = !head->upgrade_ws,
+    };
+    struct conn_end *b = &c->end[SIDE_BACKEND];
+    size_t early = c->head_len - head->len;
+
+    conn_client_ip(c, ip);
+    b->pend_cap = forward_size(head, &info) + early;
+    b->pend = malloc(b->pend_cap);
+    if (b->pend == NULL) {
+        return -1;
+    }
+    b->pend_len = forward_write(c->head, head, &info, (char *)b->pend);
+    memcpy(b->pend + b->pend_len, c->head + head->len, early);
+    b->pend_len += early;
+    b->pend_off = 0;
+    return 0;
+}
+
+static void
+conn_head_done(struct conn *c)
+{
+    struct head head;
+    char key[4096 + CONN_IP_LEN];
+    size_t key_len = 0;
+    const char *why = NULL;
+    enum close_reason reason;
+
+    if (head_parse(c->head, c->head_len, &head, &why) != HEAD_DONE) {
+        log_msg(LOG_DEBUG, "event=bad_head why=\"%s\"", why != NULL ? why : "?");
+        conn_close(c, CLOSE_BAD_HEAD);
+        return;
+    }
+    reason = conn_route(c, &head, key, &key_len);
+    if (reason != CLOSE_DONE) {
+        conn_close(c, reason);
+        return;
+    }
+    c->upgrade = head.upgrade_ws;
+    if (conn_prepare_forward(c, &head, key, key_len) == -1) {
+        conn_close(c, CLOSE_NO_MEMORY);
+        return;
+    }
+    free(c->head);
+    c->head = NULL;
+    c->head_cap = c->head_len = 0;
+    event_del(&c->end[SIDE_CLIENT].rd);
+    evtimer_del(&c->timer);
+    c->state = CONN_CONNECTING;
+    c->icand = 0;
+    conn_connect_next(c);
+}
+
+static void
+conn_on_head_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    size_t end;
+    ssize_t n;
+
+    (void)what;
+    assert(c->state == CONN_READ_HEAD);
+    if (conn_head_reserve(c) == -1) {
+        conn_close(c, CLOSE_NO_MEMORY);
+        return;
+    }
+    n = recv(fd, c->head + c->head_len, c->head_cap - c->head_len, 0);
+    if (n == 0) {
+        conn_close(c, CLOSE_CLIENT_EOF);
+        return;
+    }
+    if (n == -1) {
+        if (errno != EAGAIN && errno != EINTR) {
+            conn_close(c, CLOSE_CLIENT_ERROR);
+        }
+        return;
+    }
+    c->head_len += (size_t)n;
+    end = head_find_end(c->head, c->head_len, &c->head_scanned);
+    if (end == 0 || end > c->worker->conf->max_head_bytes) {
+        if (c->head_len > c->worker->conf->max_head_bytes) {
+            conn_close(c, CLOSE_HEAD_TOO_LARGE);
+        }
+        return;
+    }
+    conn_head_done(c);
+}
+
+static void conn_on_connected(evutil_socket_t fd, short what, void *arg);
+
+/* Tries the next candidate backend; 502 when none is left. */
+static void
+conn_connect_next(struct conn *c)
+{
+    struct conn_end *b = &c->end[SIDE_BACKEND];
+    struct timeval tv = conn_tv(c->worker->conf->connect_timeout_ms);
+    int one = 1;
+
+    assert(c->state == CONN_CONNECTING);
+    for (; c->icand < c->ncand; c->icand++) {
+        const struct route_backend *rb = &c->route->backends[c->cand[c->icand]];
+        int fd;
+
+        if (rb->addr_len == 0) {
+            continue; /* never resolved: as good as down */
+        }
+        fd = socket(rb->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd == -1) {
+            break; /* EMFILE and friends: no other member would fare better */
+        }
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (connect(fd, (const struct sockaddr *)&rb->addr, rb->addr_len) == -1 &&
+            errno != EINPROGRESS) {
+            close(fd);
+            route_mark_down(c->route, c->cand[c->icand],
+                            route_now_ms() + c->worker->conf->down_hold_ms);
+            continue;
+        }
+        b->fd = fd;
+        event_assign(&b->wr, c->worker->base, fd, EV_WRITE, conn_on_connected, c);
+        event_add(&b->wr, &tv);
+        return;
+    }
+    conn_close(c, CLOSE_NO_BACKEND);
+}
+
+static void
+conn_on_connected(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    struct conn_end *b = &c->end[SIDE_BACKEND];
+    const struct member *m = member_set_at(ring_members(c->route->ring), c->cand[c->icand]);
+    int err = ETIMEDOUT;
+    socklen_t len = sizeof(err);
+
+    assert(c->state == CONN_CONNECTING);
+    if ((what & EV_WRITE) && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1) {
+        err = errno;
+    }
+    if (err == 0) {
+        relay_start(c);
+        return;
+    }
+    log_msg(LOG_WARN, "event=backend_down member=%s address=%s error=\"%s\" down_hold_ms=%llu",
+            m->id, m->address, strerror(err), (unsigned long long)c->worker->conf->down_hold_ms);
+    route_mark_down(c->route, c->cand[c->icand], route_now_ms() + c->worker->conf->down_hold_ms);
+    close(fd);
+    b->fd = -1;
+    c->icand++;
+    conn_connect_next(c);
+}
+
+/* ANSWERING: wait for the client's EOF so that closing cannot reset away our answer. */
+static void
+conn_on_linger_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    char sink[4096];
+    ssize_t n;
+
+    assert(c->state == CONN_ANSWERING);
+    if (what & EV_TIMEOUT) {
+        conn_close(c, CLOSE_DONE);
+        return;
+    }
+    n = recv(fd, sink, sizeof(sink), 0);
+    if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
+        conn_close(c, CLOSE_DONE);
+    }
+}
+
+static void
+conn_on_linger_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    conn_on_linger_read(fd, what, arg);
+}
+
+/* Sends STATUS with a one-line body naming REASON, then lingers (RFC 9112 s9.6). */
+static void
+conn_answer(struct conn *c, int status, const char *phrase, enum close_reason reason)
+{
+    struct conn_end *e = &c->end[SIDE_CLIENT];
+    struct timeval tv = conn_tv(CONN_LINGER_MS);
+    const char *label = close_reason_label(reason);
+    char buf[256];
+    int n = snprintf(buf, sizeof(buf),
+                     "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n\r\n%s\n",
+                     status, phrase, strlen(label) + 1, label);
+
+    c->state = CONN_ANSWERING;
+    event_del(&e->rd);
+    evtimer_del(&c->timer);
+    /* A few hundred bytes always fit an empty socket buffer; a short write only cuts the answer. */
+    if (send(e->fd, buf, (size_t)n, MSG_NOSIGNAL) == -1 || shutdown(e->fd, SHUT_WR) == -1) {
+        conn_close(c, CLOSE_DONE);
+        return;
+    }
+    event_assign(&e->rd, c->worker->base, e->fd, EV_READ | EV_PERSIST, conn_on_linger_read, c);
+    evtimer_assign(&c->timer, c->worker->base, conn_on_linger_timeout, c);
+    event_add(&e->rd, NULL);
+    evtimer_add(&c->timer, &tv);
+}
+
+static void
+conn_end_close(struct conn_end *e)
+{
+    if (e->fd != -1) {
+        event_del(&e->rd);
+        event_del(&e->wr);
+        close(e->fd);
+        e->fd = -1;
+    }
+    free(e->pend);
+    e->pend = NULL;
+}
+
+void
+conn_close(struct conn *c, enum close_reason reason)
+{
+    const char *phrase;
+    int status = close_reason_status(reason, &phrase);
+    struct worker *w = c->worker;
+
+    assert(c->state != CONN_CLOSED);
+    if (c->state != CONN_ANSWERING) {
+        w->closes[reason]++;
+    }
+    if (status != 0 && c->state < CONN_RELAY) {
+        conn_end_close(&c->end[SIDE_BACKEND]);
+        conn_answer(c, status, phrase, reason);
+        return;
+    }
+    c->state = CONN_CLOSED;
+    evtimer_del(&c->timer);
+    conn_end_close(&c->end[SIDE_CLIENT]);
+    conn_end_close(&c->end[SIDE_BACKEND]);
+    TAILQ_REMOVE(&w->conns, c, link);
+    w->nconns--;
+    route_unref(c->route);
+    c->route = NULL;
+    free(c->head);
+    free(c);
+}

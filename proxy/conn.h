@@ -1,0 +1,91 @@
+/*
+ * A proxied connection and its state machine (DESIGN §3):
+ * READ_HEAD -> CONNECTING -> RELAY -> CLOSED, or -> ANSWERING -> CLOSED when
+ * wsring answers itself (400, 431, 502, 503). Touched by its worker's thread
+ * only. conn_close() is the only way out.
+ */
+#ifndef WSRING_PROXY_CONN_H
+#define WSRING_PROXY_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <event2/event_struct.h>
+
+#include "proxy/close.h"
+#include "proxy/route.h"
+#include "proxy/wsframe.h"
+
+struct worker;
+struct worker_listener;
+
+enum conn_state {
+    CONN_READ_HEAD = 0, /* reading the client's request head (handshake_timeout) */
+    CONN_CONNECTING,    /* connecting to a candidate backend (connect_timeout) */
+    CONN_RELAY,         /* head forwarded (or being forwarded); bytes relayed both ways */
+    CONN_ANSWERING,     /* wsring's own answer sent; draining the client until EOF or linger */
+    CONN_CLOSED,        /* freed right after */
+    CONN_STATE_COUNT    /* must stay last */
+};
+
+enum conn_side {
+    SIDE_CLIENT = 0,
+    SIDE_BACKEND = 1
+};
+
+struct conn_end {
+    int fd;               /* owned; -1 when not open */
+    struct event rd;      /* readable */
+    struct event wr;      /* writable: pending bytes, or the connect result */
+    uint8_t *pend;        /* owned; bytes waiting to be written to fd, kept for reuse */
+    size_t pend_off;      /* first unwritten byte */
+    size_t pend_len;      /* end of the pending bytes */
+    size_t pend_cap;      /* allocated size of pend */
+    unsigned side : 1;    /* enum conn_side, so a callback finds its conn */
+    unsigned eof : 1;     /* read EOF from fd */
+    unsigned shut : 1;    /* FIN sent to fd */
+    unsigned blocked : 1; /* reading stopped: the peer has pending bytes */
+};
+
+struct conn {
+    struct worker *worker; /* borrowed; owns this conn */
+    TAILQ_ENTRY(conn) link;
+    enum conn_state state;
+    struct conn_end end[2]; /* SIDE_CLIENT, SIDE_BACKEND */
+    struct event timer;     /* the current phase's deadline */
+    struct route *route;    /* reference, taken at accept */
+    const char *proto;      /* borrowed from the listener: X-Forwarded-Proto */
+    char *head;             /* owned; the request head being read (READ_HEAD only) */
+    size_t head_len;
+    size_t head_cap;
+    size_t head_scanned; /* head_find_end progress */
+    uint64_t key_hash;
+    uint32_t cand[ROUTE_MAX_TRIES]; /* backends to try, in order */
+    uint8_t ncand;
+    uint8_t icand;          /* the one being tried */
+    unsigned upgrade : 1;   /* the request asked for a WebSocket upgrade */
+    unsigned resp_done : 1; /* the backend's response head has passed */
+    unsigned ws : 1;        /* the backend answered 101: scan frames from here */
+    uint8_t resp_match;     /* CR LF CR LF bytes matched so far in the response */
+    uint16_t resp_status;   /* parsed from the response line */
+    uint8_t resp_line_len;  /* bytes of "HTTP/1.1 NNN" seen */
+    struct wsframe frames;  /* server->client frame boundaries (ws only) */
+    struct sockaddr_storage peer;
+    socklen_t peer_len;
+};
+
+/* Takes over FD, accepted on LISTENER, and starts reading its head. Closes FD on failure. */
+void conn_start(struct worker *w, const struct worker_listener *listener, int fd,
+                const struct sockaddr *peer, socklen_t peer_len);
+/*
+ * The only way a conn ends: counts REASON, answers with its HTTP status if
+ * the client still waits for one, then frees. The caller must return at once.
+ */
+void conn_close(struct conn *c, enum close_reason reason);
+
+/* Starts relaying (relay.c); the backend's pending bytes already hold the forwarded head. */
+void relay_start(struct conn *c);
+
+#endif /* WSRING_PROXY_CONN_H */

@@ -1,0 +1,233 @@
+/*
+ * wsring: argv, config, the ring, the workers, admin HTTP and signals on the
+ * main thread (DESIGN §1, §6).
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "conf/conf.h"
+#include "proxy/admin.h"
+#include "proxy/log.h"
+#include "proxy/route.h"
+#include "proxy/worker.h"
+#include "ring/ring.h"
+
+#define MAIN_DEFAULT_CONF "/etc/wsring/proxy.conf"
+#define MAIN_MAX_WORKERS  64
+
+struct main_state {
+    struct event_base *base;
+    const struct conf *conf;
+    struct route *route; /* reference; the current snapshot */
+    struct worker *workers[MAIN_MAX_WORKERS];
+    unsigned nworkers; /* created */
+    unsigned nstarted; /* threads running */
+};
+
+static void
+main_usage(FILE *out)
+{
+    fprintf(out, "usage: wsring [-t] [-c FILE]\n"
+                 "  -c FILE    configuration (default " MAIN_DEFAULT_CONF ")\n"
+                 "  -t         check the configuration and exit (0: good, 1: bad)\n"
+                 "  -h         this help\n"
+                 "  --version  print the version and exit\n");
+}
+
+/* Each proxied connection costs two descriptors: take all the kernel allows. */
+static void
+main_raise_nofile(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static struct route *
+main_build_route(const struct conf *conf)
+{
+    struct member_set *members = conf_static_members(conf);
+    struct ring *ring;
+
+    if (members == NULL) {
+        return NULL;
+    }
+    ring = ring_build(members, &conf->ring);
+    return ring != NULL ? route_create(ring, NULL) : NULL;
+}
+
+static void
+main_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct main_state *st = arg;
+
+    (void)what;
+    log_msg(LOG_INFO, "event=stopping signal=%s", strsignal((int)sig));
+    event_base_loopbreak(st->base);
+}
+
+static unsigned
+main_worker_count(const struct conf *conf)
+{
+    long n = conf->workers != 0 ? (long)conf->workers : sysconf(_SC_NPROCESSORS_ONLN);
+
+    if (n < 1) {
+        n = 1;
+    }
+    return n > MAIN_MAX_WORKERS ? MAIN_MAX_WORKERS : (unsigned)n;
+}
+
+static int
+main_start_workers(struct main_state *st)
+{
+    char err[256];
+    unsigned n = main_worker_count(st->conf);
+
+    for (unsigned i = 0; i < n; i++) {
+        st->workers[i] = worker_create(i, st->conf, st->route, err, sizeof(err));
+        if (st->workers[i] == NULL) {
+            log_msg(LOG_ERROR, "event=start_failed error=\"%s\"", err);
+            return -1;
+        }
+        st->nworkers++;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        if (worker_start(st->workers[i]) == -1) {
+            log_msg(LOG_ERROR, "event=start_failed error=\"cannot start worker thread\"");
+            return -1;
+        }
+        st->nstarted++;
+    }
+    return 0;
+}
+
+static int
+main_run(const struct conf *conf)
+{
+    struct main_state st = { .conf = conf };
+    struct event *sigs[2] = { NULL, NULL };
+    struct admin *admin = NULL;
+    char err[256];
+    int rc = 1;
+
+    st.route = main_build_route(conf);
+    st.base = event_base_new();
+    if (st.route == NULL || st.base == NULL) {
+        log_msg(LOG_ERROR, "event=start_failed error=\"out of memory\"");
+        goto fail;
+    }
+    if (conf->admin.host != NULL) {
+        admin = admin_start(st.base, conf, &st.route, err, sizeof(err));
+        if (admin == NULL) {
+            log_msg(LOG_ERROR, "event=start_failed error=\"%s\"", err);
+            goto fail;
+        }
+    }
+    if (main_start_workers(&st) == -1) {
+        goto fail;
+    }
+    sigs[0] = evsignal_new(st.base, SIGTERM, main_on_signal, &st);
+    sigs[1] = evsignal_new(st.base, SIGINT, main_on_signal, &st);
+    evsignal_add(sigs[0], NULL);
+    evsignal_add(sigs[1], NULL);
+    log_msg(LOG_INFO, "event=ready conf=%s workers=%u listen=%s:%u members=%zu hash=%s ring=%s",
+            conf->file, st.nworkers, conf->listen[0].host, conf->listen[0].port,
+            st.route->nbackends, ring_algo_name(conf->ring.algo), st.route->fingerprint);
+    event_base_dispatch(st.base);
+    rc = 0;
+fail:
+    for (unsigned i = 0; i < st.nworkers; i++) {
+        if (i < st.nstarted) {
+            worker_stop(st.workers[i]);
+        }
+        worker_destroy(st.workers[i]);
+    }
+    for (int i = 0; i < 2; i++) {
+        if (sigs[i] != NULL) {
+            event_free(sigs[i]);
+        }
+    }
+    admin_stop(admin);
+    route_unref(st.route);
+    if (st.base != NULL) {
+        event_base_free(st.base);
+    }
+    if (rc == 0) {
+        log_msg(LOG_INFO, "event=stopped");
+    }
+    return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "version", no_argument, NULL, 'V' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *file = MAIN_DEFAULT_CONF;
+    char err[CONF_ERR_LEN];
+    struct conf *conf;
+    int check_only = 0, opt, rc;
+
+    while ((opt = getopt_long(argc, argv, "c:th", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            file = optarg;
+            break;
+        case 't':
+            check_only = 1;
+            break;
+        case 'h':
+            main_usage(stdout);
+            return 0;
+        case 'V':
+            printf("wsring %s\n", WSRING_VERSION);
+            return 0;
+        default:
+            main_usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        main_usage(stderr);
+        return 2;
+    }
+    if (ring_selftest() == -1) {
+        fprintf(stderr, "wsring: this libxxhash gives a wrong XXH3_64bits(\"\"): "
+                        "routing would differ from other proxies; refusing to run\n");
+        return 1;
+    }
+    conf = conf_load(file, err);
+    if (conf == NULL) {
+        fprintf(stderr, "wsring: %s\n", err);
+        return 1;
+    }
+    if (check_only) {
+        printf("wsring: %s: configuration is good\n", file);
+        conf_destroy(conf);
+        return 0;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    main_raise_nofile();
+    if (evthread_use_pthreads() == -1) {
+        fprintf(stderr, "wsring: libevent has no pthreads support\n");
+        conf_destroy(conf);
+        return 1;
+    }
+    rc = main_run(conf);
+    conf_destroy(conf);
+    return rc;
+}

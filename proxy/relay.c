@@ -1,0 +1,247 @@
+/*
+ * The two-way relay (DESIGN §3 steps 4-5). Each read goes straight from the
+ * worker's scratch buffer to the peer socket; only what the peer cannot take
+ * at once is kept (in the peer's pend buffer), and while it is kept the side
+ * that produced it is not read: backpressure without per-message allocation.
+ */
+#include "proxy/conn.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/event.h>
+
+#include "proxy/worker.h"
+
+#define RELAY_READS_PER_WAKEUP 4 /* fairness between connections of one worker */
+
+static void relay_on_read(evutil_socket_t fd, short what, void *arg);
+static void relay_on_write(evutil_socket_t fd, short what, void *arg);
+
+static struct conn *
+relay_conn_of(struct conn_end *e)
+{
+    struct conn_end *first = e - e->side;
+
+    return (struct conn *)((char *)first - offsetof(struct conn, end));
+}
+
+void
+relay_start(struct conn *c)
+{
+    struct event_base *base = c->worker->base;
+
+    assert(c->state == CONN_CONNECTING);
+    c->state = CONN_RELAY;
+    for (int s = SIDE_CLIENT; s <= SIDE_BACKEND; s++) {
+        struct conn_end *e = &c->end[s];
+
+        event_del(&e->wr);
+        event_assign(&e->rd, base, e->fd, EV_READ | EV_PERSIST, relay_on_read, e);
+        event_assign(&e->wr, base, e->fd, EV_WRITE | EV_PERSIST, relay_on_write, e);
+    }
+    /* The forwarded head is pending toward the backend: the client waits until it is out. */
+    c->end[SIDE_CLIENT].blocked = 1;
+    event_add(&c->end[SIDE_BACKEND].rd, NULL);
+    event_add(&c->end[SIDE_BACKEND].wr, NULL);
+}
+
+/*
+ * Watches the backend's response head go by: "HTTP/1.1 101" starts frame
+ * scanning after the head's CRLF CRLF. Returns where the head ends in BUF
+ * (LEN if it does not end there).
+ */
+static size_t
+relay_response_head(struct conn *c, const uint8_t *buf, size_t len)
+{
+    static const char crlfcrlf[] = "\r\n\r\n";
+    size_t i;
+
+    for (i = 0; i < len && c->resp_match < 4; i++) {
+        if (c->resp_line_len < 12) {
+            if (c->resp_line_len >= 9) {
+                c->resp_status = (uint16_t)(c->resp_status * 10 + (uint16_t)(buf[i] - '0'));
+            }
+            c->resp_line_len++;
+        }
+        if (buf[i] == (uint8_t)crlfcrlf[c->resp_match]) {
+            c->resp_match++;
+        } else {
+            c->resp_match = buf[i] == '\r' ? 1 : 0;
+        }
+    }
+    if (c->resp_match == 4) {
+        c->resp_done = 1;
+        if (c->upgrade && c->resp_status == 101) {
+            c->ws = 1;
+            wsframe_init(&c->frames);
+        }
+    }
+    return i;
+}
+
+/* Keeps frame boundaries known on the server->client stream (DESIGN §3 step 5). */
+static void
+relay_inspect_backend_bytes(struct conn *c, const uint8_t *buf, size_t len)
+{
+    size_t off = 0;
+
+    if (!c->resp_done) {
+        off = relay_response_head(c, buf, len);
+    }
+    if (c->ws && off < len) {
+        wsframe_scan(&c->frames, buf + off, len - off, WSFRAME_STOP_NONE);
+    }
+}
+
+/* Keeps BUF[0..LEN) for E's fd, which could not take it now. Returns 0 or -1 (ENOMEM). */
+static int
+relay_keep(struct conn_end *e, const uint8_t *buf, size_t len)
+{
+    if (e->pend_off == e->pend_len) {
+        e->pend_off = e->pend_len = 0;
+    }
+    if (e->pend_cap - e->pend_len < len) {
+        size_t cap = e->pend_len + len;
+        uint8_t *p = realloc(e->pend, cap);
+
+        if (p == NULL) {
+            return -1;
+        }
+        e->pend = p;
+        e->pend_cap = cap;
+    }
+    memcpy(e->pend + e->pend_len, buf, len);
+    e->pend_len += len;
+    return 0;
+}
+
+static enum close_reason
+relay_error_of(const struct conn_end *e)
+{
+    return e->side == SIDE_CLIENT ? CLOSE_CLIENT_ERROR : CLOSE_BACKEND_ERROR;
+}
+
+/*
+ * TO's input side has finished and nothing is pending toward TO: pass the
+ * FIN on. A plain HTTP exchange ends with the backend's response; a
+ * WebSocket ends when both directions have.
+ */
+static void
+relay_pass_eof(struct conn *c, struct conn_end *to)
+{
+    struct conn_end *from = &c->end[!to->side];
+
+    if (from->side == SIDE_BACKEND && !c->upgrade) {
+        conn_close(c, CLOSE_DONE);
+        return;
+    }
+    if (shutdown(to->fd, SHUT_WR) == -1) {
+        conn_close(c, relay_error_of(to));
+        return;
+    }
+    to->shut = 1;
+    if (from->shut) {
+        conn_close(c, to->side == SIDE_CLIENT ? CLOSE_DONE : CLOSE_CLIENT_EOF);
+    }
+}
+
+/* Sends BUF to TO; keeps what does not go and blocks FROM. Returns 0, or -1 after conn_close. */
+static int
+relay_send(struct conn *c, struct conn_end *from, struct conn_end *to, const uint8_t *buf,
+           size_t len)
+{
+    ssize_t n = send(to->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+    if (n == -1) {
+        if (errno != EAGAIN && errno != EINTR) {
+            conn_close(c, relay_error_of(to));
+            return -1;
+        }
+        n = 0;
+    }
+    if ((size_t)n == len) {
+        return 0;
+    }
+    if (relay_keep(to, buf + n, len - (size_t)n) == -1) {
+        conn_close(c, CLOSE_NO_MEMORY);
+        return -1;
+    }
+    from->blocked = 1;
+    event_del(&from->rd);
+    event_add(&to->wr, NULL);
+    return 0;
+}
+
+static void
+relay_on_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn_end *from = arg;
+    struct conn *c = relay_conn_of(from);
+    struct conn_end *to = &c->end[!from->side];
+    struct worker *w = c->worker;
+
+    (void)what;
+    assert(c->state == CONN_RELAY);
+    for (int i = 0; i < RELAY_READS_PER_WAKEUP && !from->blocked; i++) {
+        ssize_t n = recv(fd, w->scratch, w->scratch_len, 0);
+
+        if (n == 0) {
+            from->eof = 1;
+            event_del(&from->rd);
+            if (to->pend_off == to->pend_len) {
+                relay_pass_eof(c, to);
+            }
+            return;
+        }
+        if (n == -1) {
+            if (errno != EAGAIN && errno != EINTR) {
+                conn_close(c, relay_error_of(from));
+            }
+            return;
+        }
+        if (from->side == SIDE_BACKEND) {
+            relay_inspect_backend_bytes(c, w->scratch, (size_t)n);
+        }
+        if (relay_send(c, from, to, w->scratch, (size_t)n) == -1) {
+            return;
+        }
+        if ((size_t)n < w->scratch_len) {
+            return; /* the socket is drained; don't pay for an EAGAIN */
+        }
+    }
+}
+
+static void
+relay_on_write(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn_end *to = arg;
+    struct conn *c = relay_conn_of(to);
+    struct conn_end *from = &c->end[!to->side];
+    ssize_t n;
+
+    (void)what;
+    assert(c->state == CONN_RELAY);
+    n = send(fd, to->pend + to->pend_off, to->pend_len - to->pend_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n == -1) {
+        if (errno != EAGAIN && errno != EINTR) {
+            conn_close(c, relay_error_of(to));
+        }
+        return;
+    }
+    to->pend_off += (size_t)n;
+    if (to->pend_off < to->pend_len) {
+        return;
+    }
+    to->pend_off = to->pend_len = 0;
+    event_del(&to->wr);
+    if (from->eof) {
+        relay_pass_eof(c, to);
+        return;
+    }
+    from->blocked = 0;
+    event_add(&from->rd, NULL);
+}

@@ -1,0 +1,204 @@
+/* Worker threads: base, SO_REUSEPORT listeners, accept loop, stop (DESIGN §1). */
+#include "proxy/worker.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "conf/conf.h"
+#include "proxy/conn.h"
+#include "proxy/log.h"
+#include "proxy/route.h"
+
+#define WORKER_SCRATCH_BYTES   (128 * 1024) /* one relay read; big reads make bulk cheap */
+#define WORKER_ACCEPT_BATCH    64 /* accepts per wakeup, so a storm cannot starve relays */
+#define WORKER_LISTEN_BACKLOG  4096
+#define WORKER_EMFILE_PAUSE_MS 100
+
+int
+worker_listen_socket(const char *host, uint16_t port, char *err, size_t err_len)
+{
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+    struct addrinfo *res = NULL;
+    char portstr[8];
+    int fd = -1, one = 1, rc;
+
+    snprintf(portstr, sizeof(portstr), "%u", port);
+    rc = getaddrinfo(host, portstr, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, err_len, "listen %s:%u: %s", host, port, gai_strerror(rc));
+        return -1;
+    }
+    fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1 ||
+        (res->ai_family == AF_INET6 &&
+         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1) ||
+        bind(fd, res->ai_addr, res->ai_addrlen) == -1 || listen(fd, WORKER_LISTEN_BACKLOG) == -1) {
+        snprintf(err, err_len, "listen %s:%u: %s", host, port, strerror(errno));
+        if (fd != -1) {
+            close(fd);
+        }
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+static void
+worker_on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+
+    (void)fd;
+    (void)what;
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        event_add(&w->listeners[i].ev, NULL);
+    }
+}
+
+/* Out of descriptors: stop accepting for a moment instead of spinning on EMFILE. */
+static void
+worker_pause_accepting(struct worker *w)
+{
+    struct timeval tv = { .tv_sec = 0, .tv_usec = WORKER_EMFILE_PAUSE_MS * 1000 };
+
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        event_del(&w->listeners[i].ev);
+    }
+    evtimer_add(&w->accept_pause, &tv);
+    log_msg(LOG_WARN, "event=accept_paused worker=%u error=\"%s\" conns=%zu", w->id,
+            strerror(errno), w->nconns);
+}
+
+static void
+worker_on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+    struct worker_listener *l = arg;
+    struct worker *w = l->worker;
+
+    (void)what;
+    for (int i = 0; i < WORKER_ACCEPT_BATCH; i++) {
+        struct sockaddr_storage peer;
+        socklen_t peer_len = sizeof(peer);
+        int fd = accept4(lfd, (struct sockaddr *)&peer, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+        if (fd == -1) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                worker_pause_accepting(w);
+            }
+            return; /* EAGAIN, or a connection that died in the queue */
+        }
+        conn_start(w, l, fd, (struct sockaddr *)&peer, peer_len);
+    }
+}
+
+static void *
+worker_main(void *arg)
+{
+    struct worker *w = arg;
+
+    event_base_dispatch(w->base);
+    return NULL;
+}
+
+static void
+worker_on_stop(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    struct conn *c;
+
+    (void)fd;
+    (void)what;
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        event_del(&w->listeners[i].ev);
+    }
+    evtimer_del(&w->accept_pause);
+    while ((c = TAILQ_FIRST(&w->conns)) != NULL) {
+        if (c->state == CONN_ANSWERING) {
+            c->state = CONN_RELAY; /* skip the linger: we are leaving */
+        }
+        conn_close(c, CLOSE_SHUTDOWN);
+    }
+    event_base_loopbreak(w->base);
+}
+
+struct worker *
+worker_create(unsigned id, const struct conf *conf, struct route *route, char *err, size_t err_len)
+{
+    struct worker *w = calloc(1, sizeof(*w));
+
+    if (w == NULL) {
+        snprintf(err, err_len, "out of memory");
+        return NULL;
+    }
+    w->id = id;
+    w->conf = conf;
+    TAILQ_INIT(&w->conns);
+    w->base = event_base_new();
+    w->scratch_len = WORKER_SCRATCH_BYTES;
+    w->scratch = malloc(w->scratch_len);
+    w->listeners = calloc(conf->nlisten, sizeof(*w->listeners));
+    if (w->base == NULL || w->scratch == NULL || w->listeners == NULL) {
+        snprintf(err, err_len, "out of memory");
+        worker_destroy(w);
+        return NULL;
+    }
+    w->route = route_ref(route);
+    for (size_t i = 0; i < conf->nlisten; i++) {
+        struct worker_listener *l = &w->listeners[i];
+
+        l->fd = worker_listen_socket(conf->listen[i].host, conf->listen[i].port, err, err_len);
+        if (l->fd == -1) {
+            worker_destroy(w);
+            return NULL;
+        }
+        w->nlisteners++;
+        l->proto = "http";
+        l->worker = w;
+        event_assign(&l->ev, w->base, l->fd, EV_READ | EV_PERSIST, worker_on_accept, l);
+        event_add(&l->ev, NULL);
+    }
+    evtimer_assign(&w->accept_pause, w->base, worker_on_accept_resume, w);
+    event_assign(&w->stop_ev, w->base, -1, 0, worker_on_stop, w);
+    return w;
+}
+
+int
+worker_start(struct worker *w)
+{
+    return pthread_create(&w->thread, NULL, worker_main, w) == 0 ? 0 : -1;
+}
+
+void
+worker_stop(struct worker *w)
+{
+    event_active(&w->stop_ev, EV_READ, 0);
+    pthread_join(w->thread, NULL);
+}
+
+void
+worker_destroy(struct worker *w)
+{
+    if (w == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        event_del(&w->listeners[i].ev);
+        close(w->listeners[i].fd);
+    }
+    free(w->listeners);
+    route_unref(w->route);
+    free(w->scratch);
+    if (w->base != NULL) {
+        event_base_free(w->base);
+    }
+    free(w);
+}

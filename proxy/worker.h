@@ -1,0 +1,63 @@
+/*
+ * A worker: one thread, one event_base, its own SO_REUSEPORT listeners, the
+ * connections it accepted (DESIGN §1). Nothing here is shared with other
+ * threads except the route reference and the stop request.
+ */
+#ifndef WSRING_PROXY_WORKER_H
+#define WSRING_PROXY_WORKER_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include <event2/event_struct.h>
+
+#include "proxy/close.h"
+
+struct conf;
+struct conn;
+struct event_base;
+struct route;
+
+struct worker_listener {
+    struct worker *worker; /* borrowed; the owner */
+    int fd;                /* owned */
+    struct event ev;       /* EV_READ | EV_PERSIST on fd */
+    const char *proto;     /* "http" */
+};
+
+struct worker {
+    unsigned id;
+    pthread_t thread;
+    struct event_base *base;           /* owned */
+    const struct conf *conf;           /* borrowed; immutable, outlives the worker */
+    struct route *route;               /* reference; taken by each new conn */
+    struct worker_listener *listeners; /* owned array of nlisteners */
+    size_t nlisteners;
+    struct event accept_pause; /* re-enables accepting after EMFILE */
+    struct event stop_ev;      /* activated from the main thread */
+    uint8_t *scratch;          /* owned; relay read buffer */
+    size_t scratch_len;
+    TAILQ_HEAD(, conn) conns;
+    size_t nconns;
+    uint64_t closes[CLOSE_REASON_COUNT]; /* written by this thread only */
+};
+
+/*
+ * Creates worker ID with its base and one SO_REUSEPORT listener per `listen`
+ * of CONF, sharing ROUTE (a reference is taken). Returns NULL with a message
+ * in ERR (ERR_LEN bytes), e.g. a listen address already in use.
+ */
+struct worker *worker_create(unsigned id, const struct conf *conf, struct route *route, char *err,
+                             size_t err_len);
+/* Starts the thread. Returns 0 or -1. */
+int worker_start(struct worker *w);
+/* Asks the thread to stop (closing every connection) and joins it. */
+void worker_stop(struct worker *w);
+/* Frees a stopped or never-started worker. Accepts NULL. */
+void worker_destroy(struct worker *w);
+/* Opens a non-blocking SO_REUSEPORT TCP listener on HOST:PORT. Returns the fd, or -1 with ERR. */
+int worker_listen_socket(const char *host, uint16_t port, char *err, size_t err_len);
+
+#endif /* WSRING_PROXY_WORKER_H */
