@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,6 +206,18 @@ conn_head_done(struct conn *c)
     conn_connect_next(c);
 }
 
+/* True when the last N bytes read hold an LF not preceded by CR. */
+static bool
+conn_has_bare_lf(const struct conn *c, size_t n)
+{
+    for (size_t i = c->head_len - n; i < c->head_len; i++) {
+        if (c->head[i] == '\n' && (i == 0 || c->head[i - 1] != '\r')) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static void
 conn_on_head_read(evutil_socket_t fd, short what, void *arg)
 {
@@ -231,6 +244,10 @@ conn_on_head_read(evutil_socket_t fd, short what, void *arg)
     }
     c->head_len += (size_t)n;
     end = head_find_end(c->head, c->head_len, &c->head_scanned);
+    if (end == 0 && conn_has_bare_lf(c, (size_t)n)) {
+        conn_close(c, CLOSE_BAD_HEAD); /* a bare-LF head would never end: say 400 now */
+        return;
+    }
     if (end == 0 || end > c->worker->conf->max_head_bytes) {
         if (c->head_len > c->worker->conf->max_head_bytes) {
             conn_close(c, CLOSE_HEAD_TOO_LARGE);
