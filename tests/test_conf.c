@@ -1,0 +1,800 @@
+/* test_conf.c: proxy.conf parsing, defaults, value parsers and every error message (DESIGN §9). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf/conf.h"
+#include "conf/conf_value.h"
+#include "ring/member_set.h"
+
+#define L "listen 127.0.0.1:8080\n"
+
+/* Parses a heap copy of exactly LEN bytes of TEXT (no NUL after it), so ASan sees over-reads. */
+static struct conf *
+parse_exact(const char *text, size_t len, char err[CONF_ERR_LEN])
+{
+    char *copy = malloc(len);
+    struct conf *conf;
+
+    if (len > 0) {
+        assert_non_null(copy);
+        memcpy(copy, text, len);
+    }
+    conf = conf_parse("t.conf", copy, len, err);
+    free(copy);
+    return conf;
+}
+
+static struct conf *
+parse_ok(const char *text)
+{
+    char err[CONF_ERR_LEN] = "x";
+    struct conf *conf = parse_exact(text, strlen(text), err);
+
+    if (conf == NULL) {
+        fail_msg("unexpected error: %s", err);
+    }
+    assert_string_equal(err, "");
+    return conf;
+}
+
+/* Returns a heap copy of exactly strlen(TEXT) bytes, without a NUL. */
+static char *
+exact_copy(const char *text)
+{
+    size_t len = strlen(text);
+    char *copy = malloc(len > 0 ? len : 1);
+
+    assert_non_null(copy);
+    memcpy(copy, text, len);
+    return copy;
+}
+
+/* The value parsers, each run on an exact_copy() of TEXT. */
+static const char *
+value_uint(const char *text, uint64_t min, uint64_t max, uint64_t *out)
+{
+    char *copy = exact_copy(text);
+    const char *what = conf_value_uint(copy, strlen(text), min, max, out);
+
+    free(copy);
+    return what;
+}
+
+static const char *
+value_msec(const char *text, uint64_t *out)
+{
+    char *copy = exact_copy(text);
+    const char *what = conf_value_msec(copy, strlen(text), out);
+
+    free(copy);
+    return what;
+}
+
+static const char *
+value_size(const char *text, uint64_t *out)
+{
+    char *copy = exact_copy(text);
+    const char *what = conf_value_size(copy, strlen(text), out);
+
+    free(copy);
+    return what;
+}
+
+static const char *
+value_flag(const char *text, bool *out)
+{
+    char *copy = exact_copy(text);
+    const char *what = conf_value_flag(copy, strlen(text), out);
+
+    free(copy);
+    return what;
+}
+
+static const char *
+value_addr(const char *text, struct conf_addr *out)
+{
+    char *copy = exact_copy(text);
+    const char *what = conf_value_addr(copy, strlen(text), out);
+
+    free(copy);
+    return what;
+}
+
+static const char *
+value_key_rule(const char *text, struct conf_key_rule *out)
+{
+    char *copy = exact_copy(text);
+    const char *what = conf_value_key_rule(copy, strlen(text), out);
+
+    free(copy);
+    return what;
+}
+
+static void
+test_example_config_parses(void **state)
+{
+    char err[CONF_ERR_LEN];
+    struct conf *conf = conf_load("conf/proxy.conf", err);
+
+    (void)state;
+    if (conf == NULL) {
+        fail_msg("%s", err);
+    }
+    assert_string_equal(conf->file, "conf/proxy.conf");
+    assert_int_equal(conf->nlisten, 1);
+    assert_string_equal(conf->listen[0].host, "127.0.0.1");
+    assert_int_equal(conf->listen[0].port, 8080);
+    assert_string_equal(conf->admin.host, "127.0.0.1");
+    assert_int_equal(conf->admin.port, 9090);
+    assert_int_equal(conf->workers, 0);
+    assert_int_equal(conf->nkeys, 3);
+    assert_int_equal(conf->keys[0].source, CONF_KEY_QUERY);
+    assert_string_equal(conf->keys[0].name, "user");
+    assert_int_equal(conf->keys[0].name_len, 4);
+    assert_int_equal(conf->keys[1].source, CONF_KEY_HEADER);
+    assert_string_equal(conf->keys[1].name, "X-User-Id");
+    assert_int_equal(conf->keys[2].source, CONF_KEY_COOKIE);
+    assert_string_equal(conf->keys[2].name, "uid");
+    assert_int_equal(conf->key_missing, CONF_KEY_MISSING_REJECT);
+    assert_int_equal(conf->ring.algo, RING_ALGO_RING);
+    assert_int_equal(conf->ring.vnodes, 1000);
+    assert_true(conf->retry_next);
+    assert_int_equal(conf->down_hold_ms, 10000);
+    assert_int_equal(conf->connect_timeout_ms, 3000);
+    assert_int_equal(conf->handshake_timeout_ms, 10000);
+    assert_int_equal(conf->max_head_bytes, 16384);
+    assert_int_equal(conf->max_key_bytes, 256);
+    assert_int_equal(conf->discovery, CONF_DISCOVERY_STATIC);
+    assert_int_equal(conf->nbackends, 3);
+    for (size_t i = 0; i < 3; i++) {
+        char id[8], address[32];
+
+        snprintf(id, sizeof(id), "ws-%c", (char)('a' + i));
+        snprintf(address, sizeof(address), "127.0.0.1:%zu", 9001 + i);
+        assert_string_equal(conf->backends[i].id, id);
+        assert_string_equal(conf->backends[i].address, address);
+        assert_string_equal(conf->backends[i].addr.host, "127.0.0.1");
+        assert_int_equal(conf->backends[i].addr.port, 9001 + i);
+        assert_int_equal(conf->backends[i].weight, 1);
+    }
+    conf_destroy(conf);
+}
+
+static void
+test_every_default(void **state)
+{
+    struct conf *conf = parse_ok("listen [::]:8080");
+
+    (void)state;
+    assert_string_equal(conf->file, "t.conf");
+    assert_int_equal(conf->nlisten, 1);
+    assert_string_equal(conf->listen[0].host, "::");
+    assert_string_equal(conf->admin.host, "127.0.0.1");
+    assert_int_equal(conf->admin.port, 9090);
+    assert_int_equal(conf->workers, 0);
+    assert_int_equal(conf->nkeys, 1);
+    assert_int_equal(conf->keys[0].source, CONF_KEY_QUERY);
+    assert_string_equal(conf->keys[0].name, "user");
+    assert_int_equal(conf->key_missing, CONF_KEY_MISSING_REJECT);
+    assert_int_equal(conf->ring.algo, RING_ALGO_RING);
+    assert_int_equal(conf->ring.vnodes, RING_DEFAULT_VNODES);
+    assert_true(conf->retry_next);
+    assert_int_equal(conf->down_hold_ms, 10000);
+    assert_int_equal(conf->connect_timeout_ms, 3000);
+    assert_int_equal(conf->handshake_timeout_ms, 10000);
+    assert_int_equal(conf->max_head_bytes, 16 * 1024);
+    assert_int_equal(conf->max_key_bytes, 256);
+    assert_int_equal(conf->discovery, CONF_DISCOVERY_STATIC);
+    assert_int_equal(conf->nbackends, 0); /* allowed: an empty ring answers 503 */
+    assert_null(conf->backends);
+    conf_destroy(conf);
+}
+
+static void
+test_every_value_is_read(void **state)
+{
+    struct conf *conf = parse_ok("# all set\n"
+                                 "listen 0.0.0.0:80\n"
+                                 "listen\t[2001:db8::1]:443  # v6\r\n"
+                                 "listen ws.example.com:8080\n"
+                                 "admin off\n"
+                                 "workers 64\n"
+                                 "key path:2\n"
+                                 "key cookie:sid\n"
+                                 "key_missing client_ip\n"
+                                 "hash rendezvous\n"
+                                 "vnodes 10000\n"
+                                 "retry_next off\n"
+                                 "down_hold 0\n"
+                                 "connect_timeout 250ms\n"
+                                 "handshake_timeout 2m\n"
+                                 "max_head_bytes 1m\n"
+                                 "max_key_bytes 4096\n"
+                                 "discovery static\n"
+                                 "backend b-1 [::1]:9002 weight 1000\n"
+                                 "backend a! localhost:9001\n");
+
+    (void)state;
+    assert_int_equal(conf->nlisten, 3);
+    assert_string_equal(conf->listen[1].host, "2001:db8::1");
+    assert_int_equal(conf->listen[1].port, 443);
+    assert_string_equal(conf->listen[2].host, "ws.example.com");
+    assert_null(conf->admin.host);
+    assert_int_equal(conf->admin.port, 0);
+    assert_int_equal(conf->workers, 64);
+    assert_int_equal(conf->nkeys, 2);
+    assert_int_equal(conf->keys[0].source, CONF_KEY_PATH);
+    assert_null(conf->keys[0].name);
+    assert_int_equal(conf->keys[0].segment, 2);
+    assert_int_equal(conf->keys[1].source, CONF_KEY_COOKIE);
+    assert_string_equal(conf->keys[1].name, "sid");
+    assert_int_equal(conf->key_missing, CONF_KEY_MISSING_CLIENT_IP);
+    assert_int_equal(conf->ring.algo, RING_ALGO_RENDEZVOUS);
+    assert_int_equal(conf->ring.vnodes, 10000);
+    assert_false(conf->retry_next);
+    assert_int_equal(conf->down_hold_ms, 0);
+    assert_int_equal(conf->connect_timeout_ms, 250);
+    assert_int_equal(conf->handshake_timeout_ms, 120000);
+    assert_int_equal(conf->max_head_bytes, 1024 * 1024);
+    assert_int_equal(conf->max_key_bytes, 4096);
+    assert_int_equal(conf->nbackends, 2);
+    assert_string_equal(conf->backends[0].id, "b-1");
+    assert_string_equal(conf->backends[0].address, "[::1]:9002");
+    assert_int_equal(conf->backends[0].weight, 1000);
+    assert_string_equal(conf->backends[1].id, "a!");
+    assert_string_equal(conf->backends[1].address, "localhost:9001");
+    assert_int_equal(conf->backends[1].weight, 1);
+    conf_destroy(conf);
+}
+
+static void
+test_comments_and_blank_lines(void **state)
+{
+    struct conf *conf = parse_ok("\n   \n\t# x { } \"\n" L "vnodes 10#0 comment glued to a word\n"
+                                 "workers 2 # a comment\r\n"
+                                 "#listen 1.1.1.1:1\n");
+
+    (void)state;
+    assert_int_equal(conf->ring.vnodes, 10);
+    assert_int_equal(conf->workers, 2);
+    assert_int_equal(conf->nlisten, 1);
+    conf_destroy(conf);
+}
+
+struct bad_row {
+    const char *text;
+    size_t len;
+    const char *message;
+};
+
+#define ROW(text, message)                                                                         \
+    {                                                                                              \
+        text, sizeof(text) - 1, message                                                            \
+    }
+
+/* clang-format off */
+static const struct bad_row bad_rows[] = {
+    /* unknown directive, argument counts */
+    ROW(L "foo 1\n", "t.conf:2: unknown directive \"foo\""),
+    ROW("listen\n", "t.conf:1: \"listen\" takes 1 argument, got 0"),
+    ROW("listen 127.0.0.1:8080 x\n", "t.conf:1: \"listen\" takes 1 argument, got 2"),
+    ROW("listen 1 2 3 4 5 6 7 8 9 10\n", "t.conf:1: \"listen\" takes 1 argument, got 10"),
+    ROW(L "backend a\n", "t.conf:2: \"backend\" takes 2 to 4 arguments, got 1"),
+    ROW(L "backend a 127.0.0.1:1 weight 2 x\n", "t.conf:2: \"backend\" takes 2 to 4 arguments, got 5"),
+    /* durations */
+    ROW(L "connect_timeout 3x\n", "t.conf:2: \"connect_timeout 3x\" is not a duration (use ms, s, m or h)"),
+    ROW(L "down_hold 10\n", "t.conf:2: \"down_hold 10\" is not a duration (use ms, s, m or h)"),
+    ROW(L "down_hold -1s\n", "t.conf:2: \"down_hold -1s\" is not a duration (use ms, s, m or h)"),
+    ROW(L "down_hold 25h\n", "t.conf:2: \"down_hold 25h\" is longer than 24h"),
+    ROW(L "handshake_timeout 0\n", "t.conf:2: \"handshake_timeout 0\" must be longer than 0"),
+    ROW(L "connect_timeout 0ms\n", "t.conf:2: \"connect_timeout 0ms\" must be longer than 0"),
+    /* sizes and numbers */
+    ROW(L "max_head_bytes 16q\n", "t.conf:2: \"max_head_bytes 16q\" is not a size (use a number of bytes, k or m)"),
+    ROW(L "max_head_bytes 2m\n", "t.conf:2: \"max_head_bytes 2m\" is not a size in 1k..1m"),
+    ROW(L "max_head_bytes 1023\n", "t.conf:2: \"max_head_bytes 1023\" is not a size in 1k..1m"),
+    ROW(L "max_head_bytes 99999999999999999999k\n", "t.conf:2: \"max_head_bytes 99999999999999999999k\" is too large"),
+    ROW(L "vnodes 0\n", "t.conf:2: \"vnodes 0\" is not a number in 1..10000"),
+    ROW(L "vnodes 1e3\n", "t.conf:2: \"vnodes 1e3\" is not a number in 1..10000"),
+    ROW(L "vnodes 18446744073709551617\n", "t.conf:2: \"vnodes 18446744073709551617\" is not a number in 1..10000"),
+    ROW(L "workers 65\n", "t.conf:2: \"workers 65\" is not auto or a number in 1..64"),
+    ROW(L "workers 0\n", "t.conf:2: \"workers 0\" is not auto or a number in 1..64"),
+    ROW(L "max_key_bytes 4097\n", "t.conf:2: \"max_key_bytes 4097\" is not a number in 1..4096"),
+    /* flags and enums */
+    ROW(L "retry_next yes\n", "t.conf:2: \"retry_next yes\" is not on or off"),
+    ROW(L "hash maglev\n", "t.conf:2: \"hash maglev\" is not ring or rendezvous"),
+    ROW(L "key_missing drop\n", "t.conf:2: \"key_missing drop\" is not reject or client_ip"),
+    ROW(L "discovery consul\n", "t.conf:2: \"discovery consul\" is not a supported source (use static)"),
+    /* addresses */
+    ROW("listen 127.0.0.1\n", "t.conf:1: \"listen 127.0.0.1\" is not an address (use IPv4:port, [IPv6]:port or host:port)"),
+    ROW("listen 127.0.0.1:0\n", "t.conf:1: \"listen 127.0.0.1:0\" has a bad port (use 1..65535)"),
+    ROW("listen 127.0.0.1:65536\n", "t.conf:1: \"listen 127.0.0.1:65536\" has a bad port (use 1..65535)"),
+    ROW("listen 256.1.1.1:80\n", "t.conf:1: \"listen 256.1.1.1:80\" has a bad IPv4 address"),
+    ROW("listen [::g]:80\n", "t.conf:1: \"listen [::g]:80\" has a bad IPv6 address"),
+    ROW("listen ::1:80\n", "t.conf:1: \"listen ::1:80\" has an IPv6 address without [ ] around it"),
+    ROW("listen -a.example:80\n", "t.conf:1: \"listen -a.example:80\" has a bad host name"),
+    ROW("listen a_b:80\n", "t.conf:1: \"listen a_b:80\" has a bad host name"),
+    ROW(L "admin on\n", "t.conf:2: \"admin on\" is not an address (use IPv4:port, [IPv6]:port or host:port)"),
+    /* duplicates */
+    ROW(L "hash ring\n\nhash ring\n", "t.conf:4: \"hash\" is a duplicate (first on line 2)"),
+    ROW(L "admin off\nadmin off\n", "t.conf:3: \"admin\" is a duplicate (first on line 2)"),
+    ROW(L "listen 127.0.0.1:8080\n", "t.conf:2: \"listen 127.0.0.1:8080\" is a duplicate"),
+    ROW("listen [::1]:80\nlisten [0::1]:80\n", "t.conf:2: \"listen [0::1]:80\" is a duplicate"),
+    ROW("listen Example.com:80\nlisten example.COM:80\n", "t.conf:2: \"listen example.COM:80\" is a duplicate"),
+    ROW(L "backend a 127.0.0.1:1\nbackend b 127.0.0.1:2\nbackend a 127.0.0.1:3\n",
+        "t.conf:4: \"backend a 127.0.0.1:3\" has a duplicate id"),
+    ROW(L "key query:user\nkey query:user\n", "t.conf:3: \"key query:user\" is a duplicate"),
+    ROW(L "key header:X-User\nkey header:x-user\n", "t.conf:3: \"key header:x-user\" is a duplicate"),
+    /* backends */
+    ROW(L "backend a 127.0.0.1:1 weight 0\n", "t.conf:2: \"backend a 127.0.0.1:1 weight 0\" has a weight that is not a number in 1..1000"),
+    ROW(L "backend a 127.0.0.1:1 weight 1001\n", "t.conf:2: \"backend a 127.0.0.1:1 weight 1001\" has a weight that is not a number in 1..1000"),
+    ROW(L "backend a 127.0.0.1:1 w 2\n", "t.conf:2: \"backend a 127.0.0.1:1 w 2\" has words after the address other than \"weight N\""),
+    ROW(L "backend a 127.0.0.1:1 weight\n", "t.conf:2: \"backend a 127.0.0.1:1 weight\" has words after the address other than \"weight N\""),
+    ROW(L "backend \xc3\xa9 127.0.0.1:1\n", "t.conf:2: \"backend \xc3\xa9 127.0.0.1:1\" has a bad id (use visible ASCII characters)"),
+    ROW(L "backend a 127.0.0.1\n", "t.conf:2: \"backend a 127.0.0.1\" is not an address (use IPv4:port, [IPv6]:port or host:port)"),
+    /* key rules */
+    ROW(L "key foo:bar\n", "t.conf:2: \"key foo:bar\" is not a key rule (use query:NAME, header:NAME, cookie:NAME or path:N)"),
+    ROW(L "key user\n", "t.conf:2: \"key user\" is not a key rule (use query:NAME, header:NAME, cookie:NAME or path:N)"),
+    ROW(L "key path:0\n", "t.conf:2: \"key path:0\" has a bad path segment (use 1..64)"),
+    ROW(L "key path:65\n", "t.conf:2: \"key path:65\" has a bad path segment (use 1..64)"),
+    ROW(L "key header:X:Y\n", "t.conf:2: \"key header:X:Y\" has a bad name (use an RFC 9110 token)"),
+    ROW(L "key cookie:\n", "t.conf:2: \"key cookie:\" has a bad name (use an RFC 9110 token)"),
+    ROW(L "key query:a=b\n", "t.conf:2: \"key query:a=b\" has a bad query parameter name"),
+    /* blocks: the syntax pass runs before any directive is looked at */
+    ROW(L "consul {\n  service ws\n}\n", "t.conf:2: unknown block \"consul\""),
+    ROW(L "listen 1.2.3.4:80 {\n}\n", "t.conf:2: \"listen\" does not take a block"),
+    ROW(L "consul {\n  wait 5m\n\n", "t.conf:2: unterminated block \"consul\" (no \"}\")"),
+    ROW("foo 1\na {\n}\netcd {\n", "t.conf:4: unterminated block \"etcd\" (no \"}\")"),
+    ROW(L "}\n", "t.conf:2: stray \"}\" (no block is open)"),
+    ROW("bogus\na {\n}\n}\n", "t.conf:4: stray \"}\" (no block is open)"),
+    ROW(L "a {\n  b {\n  }\n}\n", "t.conf:3: nested block \"b\" (block \"a\" from line 2 is still open)"),
+    ROW(L "a { x\n", "t.conf:2: \"{\" must be the last word on its line"),
+    ROW(L "{\n}\n", "t.conf:2: \"{\" needs a block name before it"),
+    ROW(L "a {\n} x\n", "t.conf:3: \"}\" must be alone on its line"),
+    /* bytes */
+    ROW(L "vnodes 1\0\n", "t.conf:2: control byte 0x00 (only tab, CR and LF may appear)"),
+    ROW("\0", "t.conf:1: control byte 0x00 (only tab, CR and LF may appear)"),
+    ROW(L "# \x1b[31m\n", "t.conf:2: control byte 0x1b (only tab, CR and LF may appear)"),
+    ROW(L "vnodes\x7f 1\n", "t.conf:2: control byte 0x7f (only tab, CR and LF may appear)"),
+    /* the required listen, reported on the last line */
+    ROW("", "t.conf:1: no \"listen\" directive (at least one is required)"),
+    ROW("\n", "t.conf:1: no \"listen\" directive (at least one is required)"),
+    ROW("# nothing\nworkers 2\n", "t.conf:2: no \"listen\" directive (at least one is required)"),
+    ROW("workers 2\n# end", "t.conf:2: no \"listen\" directive (at least one is required)"),
+    /* line numbers survive CRLF */
+    ROW("listen 127.0.0.1:8080\r\n\r\nvnodes x\r\n", "t.conf:3: \"vnodes x\" is not a number in 1..10000"),
+};
+/* clang-format on */
+
+static void
+test_bad_configs(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad_rows) / sizeof(bad_rows[0]); i++) {
+        char err[CONF_ERR_LEN] = "";
+        struct conf *conf = parse_exact(bad_rows[i].text, bad_rows[i].len, err);
+
+        if (conf != NULL || strcmp(err, bad_rows[i].message) != 0) {
+            fail_msg("row %zu: got \"%s\"\n  want \"%s\"", i, conf != NULL ? "(parsed)" : err,
+                     bad_rows[i].message);
+        }
+    }
+}
+
+static void
+test_line_length_limit(void **state)
+{
+    char text[2 + 4097 + 1 + sizeof(L)];
+    char err[CONF_ERR_LEN];
+    struct conf *conf;
+
+    (void)state;
+    /* A 4096-byte comment line is fine... */
+    text[0] = '#';
+    memset(text + 1, 'x', 4095);
+    text[4096] = '\n';
+    memcpy(text + 4097, L, sizeof(L) - 1);
+    conf = parse_exact(text, 4097 + sizeof(L) - 1, err);
+    assert_non_null(conf);
+    conf_destroy(conf);
+    /* ...one byte more is not, even as the last line without an LF. */
+    memcpy(text, L, sizeof(L) - 1);
+    memset(text + sizeof(L) - 1, '#', 4097);
+    assert_null(parse_exact(text, sizeof(L) - 1 + 4097, err));
+    assert_string_equal(err, "t.conf:2: line is longer than 4096 bytes");
+}
+
+static void
+test_long_words_are_clipped(void **state)
+{
+    char text[300], want[CONF_ERR_LEN], err[CONF_ERR_LEN];
+
+    (void)state;
+    memset(text, 'a', 200);
+    assert_null(parse_exact(text, 200, err));
+    snprintf(want, sizeof(want), "t.conf:1: unknown directive \"%.100s...\"", text);
+    assert_string_equal(err, want);
+
+    memcpy(text, "listen ", 7);
+    assert_null(parse_exact(text, 200, err));
+    snprintf(want, sizeof(want), "t.conf:1: \"listen %.93s...\" %s", text + 7,
+             "is not an address (use IPv4:port, [IPv6]:port or host:port)");
+    assert_string_equal(err, want);
+}
+
+static void
+test_rendezvous_keeps_vnodes(void **state)
+{
+    struct conf *conf = parse_ok(L "hash rendezvous\nvnodes 7\n");
+
+    (void)state;
+    assert_int_equal(conf->ring.algo, RING_ALGO_RENDEZVOUS);
+    assert_int_equal(conf->ring.vnodes, 7);
+    conf_destroy(conf);
+}
+
+static void
+test_static_members(void **state)
+{
+    struct conf *conf = parse_ok(L "backend b [::1]:9002 weight 3\n"
+                                   "backend a host.example:9001\n");
+    struct member_set *set = conf_static_members(conf);
+
+    (void)state;
+    assert_non_null(set);
+    assert_int_equal(member_set_count(set), 2);
+    assert_string_equal(member_set_at(set, 0)->id, "a");
+    assert_string_equal(member_set_at(set, 0)->address, "host.example:9001");
+    assert_int_equal(member_set_at(set, 0)->weight, 1);
+    assert_string_equal(member_set_at(set, 1)->id, "b");
+    assert_string_equal(member_set_at(set, 1)->address, "[::1]:9002");
+    assert_int_equal(member_set_at(set, 1)->weight, 3);
+    member_set_destroy(set);
+    conf_destroy(conf);
+
+    conf = parse_ok(L);
+    set = conf_static_members(conf);
+    assert_non_null(set);
+    assert_int_equal(member_set_count(set), 0);
+    member_set_destroy(set);
+    conf_destroy(conf);
+}
+
+/* The table is the documentation index: every directive appears as a line of the example. */
+static void
+test_every_directive_is_in_the_example(void **state)
+{
+    FILE *f = fopen("conf/proxy.conf", "r");
+    char *text = calloc(1, 1 << 16);
+    size_t len, n = 0;
+
+    (void)state;
+    assert_non_null(f);
+    assert_non_null(text);
+    len = fread(text + 1, 1, (1 << 16) - 2, f);
+    fclose(f);
+    text[0] = '\n';
+    assert_true(len > 0);
+    for (const char *const *name = conf_directive_names(); *name != NULL; name++, n++) {
+        char line[64];
+
+        snprintf(line, sizeof(line), "\n%s ", *name);
+        if (strstr(text, line) == NULL) {
+            fail_msg("directive \"%s\" is not set in conf/proxy.conf", *name);
+        }
+        for (const char *const *other = conf_directive_names(); other != name; other++) {
+            assert_string_not_equal(*other, *name);
+        }
+    }
+    assert_int_equal(n, 15);
+    assert_string_equal(conf_directive_names()[0], "listen");
+    free(text);
+}
+
+/* ... and has a row in the README's configuration reference ("| `name ..."). */
+static void
+test_every_directive_is_in_the_readme(void **state)
+{
+    FILE *f = fopen("README.md", "r");
+    char *text = calloc(1, 1 << 17);
+
+    (void)state;
+    assert_non_null(f);
+    assert_non_null(text);
+    assert_true(fread(text, 1, (1 << 17) - 1, f) > 0);
+    fclose(f);
+    for (const char *const *name = conf_directive_names(); *name != NULL; name++) {
+        char row[64];
+
+        snprintf(row, sizeof(row), "| `%s ", *name);
+        if (strstr(text, row) == NULL) {
+            fail_msg("directive \"%s\" has no row in README.md", *name);
+        }
+    }
+    free(text);
+}
+
+static void
+test_load_errors(void **state)
+{
+    char err[CONF_ERR_LEN];
+
+    (void)state;
+    assert_null(conf_load("tests/no-such-dir/x.conf", err));
+    assert_string_equal(err, "tests/no-such-dir/x.conf: cannot read: No such file or directory");
+    assert_null(conf_load("conf", err));
+    assert_string_equal(err, "conf: cannot read: Is a directory");
+    conf_destroy(NULL);
+}
+
+static void
+test_durations(void **state)
+{
+    static const struct {
+        const char *text;
+        uint64_t ms; /* UINT64_MAX: refused */
+    } rows[] = {
+        { "0", 0 },
+        { "00", 0 },
+        { "0s", 0 },
+        { "500ms", 500 },
+        { "3s", 3000 },
+        { "2m", 120000 },
+        { "1h", 3600000 },
+        { "24h", 86400000 },
+        { "1440m", 86400000 },
+        { "86400000ms", 86400000 },
+        { "1441m", UINT64_MAX },
+        { "", UINT64_MAX },
+        { "s", UINT64_MAX },
+        { "5", UINT64_MAX },
+        { "5S", UINT64_MAX },
+        { "1.5s", UINT64_MAX },
+        { "5 s", UINT64_MAX },
+        { "5sec", UINT64_MAX },
+        { "99999999999999999999999h", UINT64_MAX },
+        { "1ms0", UINT64_MAX },
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        uint64_t ms = 42;
+        const char *what = value_msec(rows[i].text, &ms);
+
+        if (rows[i].ms == UINT64_MAX) {
+            assert_non_null(what);
+            assert_int_equal(ms, 42);
+        } else if (what != NULL || ms != rows[i].ms) {
+            fail_msg("\"%s\": %s, %ju", rows[i].text, what, (uintmax_t)ms);
+        }
+    }
+}
+
+static void
+test_sizes_numbers_flags(void **state)
+{
+    uint64_t v = 0;
+    bool on = false;
+
+    (void)state;
+    assert_null(value_size("16k", &v));
+    assert_int_equal(v, 16384);
+    assert_null(value_size("1M", &v));
+    assert_int_equal(v, 1048576);
+    assert_null(value_size("512", &v));
+    assert_int_equal(v, 512);
+    assert_non_null(value_size("k", &v));
+    assert_non_null(value_size("1g", &v));
+    assert_non_null(value_size("1kb", &v));
+    assert_non_null(value_size("", &v));
+
+    assert_null(value_uint("007", 1, 10, &v));
+    assert_int_equal(v, 7);
+    assert_string_equal(value_uint("", 0, 10, &v), "is not a number");
+    assert_string_equal(value_uint("+1", 0, 10, &v), "is not a number");
+    assert_string_equal(value_uint("1 ", 0, 10, &v), "is not a number");
+    assert_string_equal(value_uint("11", 0, 10, &v), "is out of range");
+    assert_string_equal(value_uint("99999999999999999999999", 0, UINT32_MAX, &v),
+                        "is out of range");
+
+    assert_null(value_flag("on", &on));
+    assert_true(on);
+    assert_null(value_flag("off", &on));
+    assert_false(on);
+    assert_non_null(value_flag("o", &on));
+    assert_non_null(value_flag("ON", &on));
+    assert_non_null(value_flag("offf", &on));
+}
+
+static void
+test_addresses(void **state)
+{
+    static const struct {
+        const char *text, *host;
+        unsigned port;
+    } good[] = {
+        { "127.0.0.1:80", "127.0.0.1", 80 },
+        { "0.0.0.0:65535", "0.0.0.0", 65535 },
+        { "[::1]:443", "::1", 443 },
+        { "[::]:8080", "::", 8080 },
+        { "[2001:db8::1]:1", "2001:db8::1", 1 },
+        { "[::ffff:10.0.0.1]:9", "::ffff:10.0.0.1", 9 },
+        { "localhost:9000", "localhost", 9000 },
+        { "ws-1.Example.com:8080", "ws-1.Example.com", 8080 },
+        { "1a:80", "1a", 80 },
+        { "a:00080", "a", 80 },
+    };
+    static const char *const bad[] = {
+        "",
+        ":",
+        ":80",
+        "a",
+        "a:",
+        "a:x",
+        "a:-1",
+        "a:+80",
+        "a:123456",
+        "[::1]80",
+        "[::1]:",
+        "[]:80",
+        "[1.2.3.4]:80",
+        "[::1:80",
+        "::1]:80",
+        "1.2.3:80",
+        "1.2.3.4.5:80",
+        "01.2.3.4:80",
+        "a..b:80",
+        "a.:80",
+        ".a:80",
+        "a-:80",
+        "a b:80",
+        "*:80",
+        "a_b:80",
+        "[::1%lo]:80",
+        "[:::]:80",
+        "\xc3\xa9:80",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:80", /* 64-byte label */
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        struct conf_addr addr = { 0 };
+        const char *what = value_addr(good[i].text, &addr);
+
+        if (what != NULL) {
+            fail_msg("\"%s\": %s", good[i].text, what);
+        }
+        assert_string_equal(addr.host, good[i].host);
+        assert_int_equal(addr.port, good[i].port);
+        free(addr.host);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct conf_addr addr = { 0 };
+
+        if (value_addr(bad[i], &addr) == NULL) {
+            fail_msg("\"%s\" was accepted", bad[i]);
+        }
+        assert_null(addr.host);
+    }
+}
+
+static void
+test_host_names(void **state)
+{
+    char name[256];
+
+    (void)state;
+    /* Three 63-byte labels and a 61-byte one: 253 bytes, the longest name (RFC 1035 s2.3.4). */
+    memset(name, 'a', sizeof(name));
+    name[63] = name[127] = name[191] = '.';
+    assert_true(conf_value_is_hostname(name, 253));
+    assert_false(conf_value_is_hostname(name, 254));
+    assert_true(conf_value_is_hostname(name, 63));
+    assert_false(conf_value_is_hostname(name, 64)); /* "aaa...a." ends with an empty label */
+    name[64] = '-';
+    assert_false(conf_value_is_hostname(name, 80)); /* a label may not start with "-" */
+    assert_false(conf_value_is_hostname("", 0));
+    assert_true(conf_value_is_hostname("a-b", 3));
+    assert_true(conf_value_is_token("X-User-Id", 9));
+    assert_true(conf_value_is_token("!#$%&'*+-.^_`|~", 15));
+    assert_false(conf_value_is_token("", 0));
+    assert_false(conf_value_is_token("a b", 3));
+    assert_false(conf_value_is_token("a\0b", 3));
+    assert_false(conf_value_is_token("a:", 2));
+}
+
+static void
+test_address_equality_and_format(void **state)
+{
+    struct conf_addr v6a = { "::1", 80 }, v6b = { "0:0::1", 80 }, v4 = { "127.0.0.1", 80 };
+    struct conf_addr name_a = { "LocalHost", 80 }, name_b = { "localhost", 80 };
+    struct conf_addr other_port = { "127.0.0.1", 81 }, off = { NULL, 0 };
+    char *text;
+
+    (void)state;
+    assert_true(conf_value_addr_equal(&v6a, &v6b));
+    assert_true(conf_value_addr_equal(&name_a, &name_b));
+    assert_true(conf_value_addr_equal(&off, &off));
+    assert_false(conf_value_addr_equal(&v4, &other_port));
+    assert_false(conf_value_addr_equal(&v4, &name_b));
+    assert_false(conf_value_addr_equal(&v4, &v6a));
+    assert_false(conf_value_addr_equal(&off, &v4));
+    text = conf_value_addr_format(&v6b);
+    assert_string_equal(text, "[0:0::1]:80");
+    free(text);
+    text = conf_value_addr_format(&other_port);
+    assert_string_equal(text, "127.0.0.1:81");
+    free(text);
+}
+
+static void
+test_key_rules(void **state)
+{
+    static const char *const bad[] = {
+        "",        "query",      "query:",     "query:a&b",  "query:a%20", "query:a#",
+        "header:", "header:a b", "header:a\"", "cookie:a=b", "cookie:a;",  "path:",
+        "path:x",  "path:-1",    "path:01x",   "Query:user", "jwt:sub",    ":user",
+    };
+    struct conf_key_rule rule = { 0 };
+
+    (void)state;
+    assert_null(value_key_rule("query:access-token.v2~x", &rule));
+    assert_int_equal(rule.source, CONF_KEY_QUERY);
+    assert_string_equal(rule.name, "access-token.v2~x");
+    assert_int_equal(rule.name_len, 17);
+    free(rule.name);
+    assert_null(value_key_rule("header:X-User-Id", &rule));
+    assert_int_equal(rule.source, CONF_KEY_HEADER);
+    assert_string_equal(rule.name, "X-User-Id");
+    free(rule.name);
+    assert_null(value_key_rule("cookie:__Host-uid", &rule));
+    assert_int_equal(rule.source, CONF_KEY_COOKIE);
+    free(rule.name);
+    assert_null(value_key_rule("path:64", &rule));
+    assert_int_equal(rule.source, CONF_KEY_PATH);
+    assert_null(rule.name);
+    assert_int_equal(rule.name_len, 0);
+    assert_int_equal(rule.segment, 64);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct conf_key_rule untouched = { .name = NULL };
+
+        if (value_key_rule(bad[i], &untouched) == NULL) {
+            fail_msg("\"%s\" was accepted", bad[i]);
+        }
+        assert_null(untouched.name);
+    }
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_example_config_parses),
+        cmocka_unit_test(test_every_default),
+        cmocka_unit_test(test_every_value_is_read),
+        cmocka_unit_test(test_comments_and_blank_lines),
+        cmocka_unit_test(test_bad_configs),
+        cmocka_unit_test(test_line_length_limit),
+        cmocka_unit_test(test_long_words_are_clipped),
+        cmocka_unit_test(test_rendezvous_keeps_vnodes),
+        cmocka_unit_test(test_static_members),
+        cmocka_unit_test(test_every_directive_is_in_the_example),
+        cmocka_unit_test(test_every_directive_is_in_the_readme),
+        cmocka_unit_test(test_load_errors),
+        cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_sizes_numbers_flags),
+        cmocka_unit_test(test_addresses),
+        cmocka_unit_test(test_host_names),
+        cmocka_unit_test(test_address_equality_and_format),
+        cmocka_unit_test(test_key_rules),
+    };
+
+    return cmocka_run_group_tests_name("conf", tests, NULL, NULL);
+}
