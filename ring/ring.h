@@ -76,6 +76,8 @@ uint64_t ring_membership_fingerprint(const struct ring *ring);
 uint64_t ring_table_fingerprint(const struct ring *ring);
 /* Writes FP as 16 lowercase hex digits into OUT. */
 void ring_fingerprint_format(uint64_t fp, char out[RING_FINGERPRINT_LEN]);
+/* Returns the bytes RING allocated for its table (points, index, slots); members not counted. */
+size_t ring_memory_bytes(const struct ring *ring);
 /* The algorithm's name as proxy.conf spells it: "ring" or "rendezvous". */
 const char *ring_algo_name(enum ring_algo algo);
 
