@@ -42,8 +42,9 @@ SAN_ENV   := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_st
 
 all: $(PROG)
 
+# Replaced by rename, so a running ./wsring (a test, the demo) never blocks the build.
 $(PROG): $(BUILD)/$(PROG)
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
@@ -107,7 +108,10 @@ bench-ring: deps
 	$(MAKE) $(BUILD)/bench/ring_bench
 	$(BUILD)/bench/ring_bench
 
-bench: bench-ring
+# wsring beside HAProxy and NGINX on the same backends and load (bench/README.md).
+bench: deps
+	$(MAKE) all $(BUILD)/bench/echo_backend $(BUILD)/bench/loadgen
+	BUILD=$(BUILD) sh bench/run.sh
 
 $(BUILD)/bench/%: bench/%.c $(LIB)
 	@mkdir -p $(@D)
