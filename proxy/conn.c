@@ -373,12 +373,21 @@ conn_answer(struct conn *c, int status, const char *phrase, enum close_reason re
     evtimer_add(&c->timer, &tv);
 }
 
+void
+conn_event_del(struct event *ev)
+{
+    /* calloc'd events were never assigned: libevent warns on deleting those. */
+    if (event_initialized(ev)) {
+        event_del(ev);
+    }
+}
+
 static void
 conn_end_close(struct conn_end *e)
 {
     if (e->fd != -1) {
-        event_del(&e->rd);
-        event_del(&e->wr);
+        conn_event_del(&e->rd);
+        conn_event_del(&e->wr);
         close(e->fd);
         e->fd = -1;
     }

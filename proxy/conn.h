@@ -85,6 +85,9 @@ void conn_start(struct worker *w, const struct worker_listener *listener, int fd
  */
 void conn_close(struct conn *c, enum close_reason reason);
 
+/* event_del() for an event that may never have been assigned. */
+void conn_event_del(struct event *ev);
+
 /* Starts relaying (relay.c); the backend's pending bytes already hold the forwarded head. */
 void relay_start(struct conn *c);
 

@@ -77,6 +77,13 @@ main_on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(st->base);
 }
 
+/* libevent's own warnings, in our log format. */
+static void
+main_on_libevent_log(int severity, const char *msg)
+{
+    log_msg(severity >= EVENT_LOG_ERR ? LOG_ERROR : LOG_WARN, "event=libevent msg=\"%s\"", msg);
+}
+
 static unsigned
 main_worker_count(const struct conf *conf)
 {
@@ -221,6 +228,7 @@ main(int argc, char **argv)
         return 0;
     }
     signal(SIGPIPE, SIG_IGN);
+    event_set_log_callback(main_on_libevent_log);
     main_raise_nofile();
     if (evthread_use_pthreads() == -1) {
         fprintf(stderr, "wsring: libevent has no pthreads support\n");

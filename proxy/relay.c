@@ -39,7 +39,7 @@ relay_start(struct conn *c)
     for (int s = SIDE_CLIENT; s <= SIDE_BACKEND; s++) {
         struct conn_end *e = &c->end[s];
 
-        event_del(&e->wr);
+        conn_event_del(&e->wr);
         event_assign(&e->rd, base, e->fd, EV_READ | EV_PERSIST, relay_on_read, e);
         event_assign(&e->wr, base, e->fd, EV_WRITE | EV_PERSIST, relay_on_write, e);
     }
