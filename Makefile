@@ -81,8 +81,10 @@ all-objects: $(BUILD)/$(PROG) $(TESTS)
 asan:
 	$(MAKE) BUILD=build/asan SAN="$(SAN_FLAGS)" CFLAGS="-O1 -g" test
 
-# Integration tests: real stock backends and clients driven by pytest.
+# Integration tests: real stock backends and clients driven by pytest; the
+# Consul double's own tests.
 integration: all
+	cd tests/consul && $(PYTHON) -m pytest -q -p no:cacheprovider
 	@if [ -d tests/integration ] && ls tests/integration/test_*.py >/dev/null 2>&1; then \
 	    cd tests/integration && WSRING_BIN=$(CURDIR)/wsring $(PYTHON) -m pytest -q -p no:cacheprovider; \
 	else echo "integration: no tests yet"; fi
