@@ -1,0 +1,115 @@
+"""Acceptance 6: plain HTTP routed like WebSockets (Connection: close), the key rules, and the CLI."""
+import hashlib
+import json
+import os
+import re
+
+import pytest
+
+from helpers import backend_lines, raw_exchange, run_wsring, split_response
+
+WSRING_HEADERS = ("x-forwarded-for", "x-forwarded-proto", "x-wsring-key", "x-wsring-ring")
+
+
+@pytest.fixture
+def http_backends(env):
+    return [env.backend(n, "http") for n in ("web-a", "web-b", "web-c")]
+
+
+def request(port, data):
+    resp, how = raw_exchange(port, data, timeout=5)
+    status, headers, body = split_response(resp)
+    assert how == "eof", f"wsring must close the client connection after the response ({how})"
+    assert status == 200, resp[:300]
+    return headers, json.loads(body)
+
+
+def test_plain_http_routed_with_connection_close(env, http_backends):
+    proxy = env.wsring("key query:user\n" + backend_lines(http_backends))
+    look = proxy.lookup("alice")
+    client_lines = [b"GET /api/hello?user=alice&x=1 HTTP/1.1", b"Host: example.test",
+                    b"Connection: keep-alive", b"X-Custom: a  b", b"Accept: */*"]
+    _headers, rep = request(proxy.port, b"\r\n".join(client_lines) + b"\r\n\r\n")
+    assert rep["backend"] == look["owner"] and rep["target"] == "/api/hello?user=alice&x=1"
+    got = rep["headers"]
+    conn = [v for n, v in got if n.lower() == "connection"]
+    assert conn == ["close"], f"backend saw Connection {conn}"
+    one = {n.lower(): v for n, v in got}
+    for name in WSRING_HEADERS:
+        assert [n.lower() for n, _ in got].count(name) == 1, f"{name} not exactly once: {got}"
+    assert (one["x-wsring-key"], one["x-forwarded-for"], one["x-forwarded-proto"]) == (
+        "alice", "127.0.0.1", "http")
+    assert one["x-wsring-ring"] == look["fingerprint"]
+    # the client's other header lines arrive unchanged and in order
+    raw_lines = rep["raw_head"].split("\r\n")
+    assert raw_lines[0] == "GET /api/hello?user=alice&x=1 HTTP/1.1"
+    kept = [ln for ln in raw_lines[1:] if ln and not ln.lower().startswith(("connection:",) + tuple(
+        h + ":" for h in WSRING_HEADERS))]
+    assert kept == ["Host: example.test", "X-Custom: a  b", "Accept: */*"], raw_lines
+
+
+def test_plain_http_post_body_relayed(env, http_backends):
+    proxy = env.wsring("key query:user\n" + backend_lines(http_backends))
+    body = b'{"to": "bob", "text": "hi \xe2\x9c\x93"}'
+    _h, rep = request(proxy.port, b"POST /internal/send?user=bob HTTP/1.1\r\nHost: h\r\n"
+                      b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    assert rep["backend"] == proxy.lookup("bob")["owner"]
+    assert rep["method"] == "POST" and rep["body"].encode("latin-1") == body
+    big = os.urandom(2 << 20)  # larger than any socket buffer: relayed with backpressure
+    _h, rep = request(proxy.port, b"PUT /upload?user=bob HTTP/1.1\r\nHost: h\r\n"
+                      b"Content-Length: %d\r\n\r\n" % len(big) + big)
+    assert (rep["body_len"], rep["body_sha256"]) == (len(big), hashlib.sha256(big).hexdigest())
+
+
+def test_key_rules_first_match_wins(env, http_backends):
+    proxy = env.wsring("key query:user\nkey header:X-User-Id\nkey cookie:uid\nkey path:2\n"
+                       + backend_lines(http_backends))
+    cases = [  # (request head lines after the request line, target, expected key)
+        ("/u/pathuser/x?user=q%20user", [b"X-User-Id: huser"], "q user"),
+        ("/u/pathuser/x", [b"X-User-Id: huser", b"Cookie: uid=cuser"], "huser"),
+        ("/u/pathuser/x", [b"Cookie: a=1; uid=cuser; b=2"], "cuser"),
+        ("/u/path%C3%BCser/x", [b"Cookie: other=1"], "path\u00fcser"),
+        ("/x?xuser=no&users=no&user=a%2Bb+c", [], "a+b c"),  # exact name; '+' is a space
+        ("/x?user=&z=1", [b"X-User-Id:   padded  "], "padded"),  # empty value does not match
+    ]
+    for target, extra, key in cases:
+        head = b"GET " + target.encode() + b" HTTP/1.1\r\nHost: h\r\n" + b"".join(
+            e + b"\r\n" for e in extra) + b"\r\n"
+        _h, rep = request(proxy.port, head)
+        got_key = rep["key"].encode("latin-1").decode("utf-8")
+        assert got_key == key, f"{target} {extra}: key {got_key!r}, want {key!r}"
+        assert rep["backend"] == proxy.lookup(key)["owner"], f"{key!r} routed to {rep['backend']}"
+
+
+def test_config_check_good_and_bad(env):
+    good = env.write_conf("listen 127.0.0.1:18080\nadmin 127.0.0.1:19090\nkey query:user\n"
+                          "hash ring\nretry_next on\ndown_hold 2s\nbackend ws-a 127.0.0.1:9001\n"
+                          "backend ws-b 127.0.0.1:9002 weight 2\n", "good.conf")
+    r = run_wsring(["-t", "-c", str(good)])
+    assert r.returncode == 0, f"good config refused: {r.stdout}{r.stderr}"
+    bad_cases = {
+        "unknown directive": ("listen 127.0.0.1:18080\nkey query:user\nfrobnicate yes\n", 3),
+        "bad duration": ("listen 127.0.0.1:18080\nbackend a 127.0.0.1:1\ndown_hold soon\n", 3),
+        "bad key rule": ("listen 127.0.0.1:18080\nkey nowhere:x\n", 2),
+        "duplicate single directive": ("listen 127.0.0.1:18080\nhash ring\nhash rendezvous\n", 3),
+        "missing argument": ("listen 127.0.0.1:18080\n# comment\n\nbackend onlyname\n", 4),
+    }
+    for what, (text, line) in bad_cases.items():
+        path = env.write_conf(text, "bad.conf")
+        r = run_wsring(["-t", "-c", str(path)])
+        out = r.stdout + r.stderr
+        assert r.returncode == 1, f"{what}: exit {r.returncode}, output {out!r}"
+        assert f"{path}:{line}:" in out, f"{what}: want '{path}:{line}: ...' in {out!r}"
+
+
+def test_refuses_to_start_on_bad_config(env):
+    path = env.write_conf("listen 127.0.0.1:18080\nbogus 1\n", "bad.conf")
+    r = run_wsring(["-c", str(path)], timeout=10)
+    assert r.returncode != 0 and f"{path}:2:" in r.stdout + r.stderr
+
+
+def test_version_and_help():
+    r = run_wsring(["--version"])
+    assert r.returncode == 0 and re.search(r"\d+\.\d+\.\d+", r.stdout + r.stderr), r
+    r = run_wsring(["-h"])
+    assert r.returncode == 0 and "-c" in r.stdout + r.stderr, r
