@@ -78,8 +78,12 @@ check: deps
 # Every object and test binary, without installing ./wsring (the clang build).
 all-objects: $(BUILD)/$(PROG) $(TESTS)
 
+# The unit tests, then the integration suite against an ASan+UBSan wsring (a
+# sanitizer report or an unclean exit fails the test that started it).
 asan:
-	$(MAKE) BUILD=build/asan SAN="$(SAN_FLAGS)" CFLAGS="-O1 -g" test
+	$(MAKE) BUILD=build/asan SAN="$(SAN_FLAGS)" CFLAGS="-O1 -g" test build/asan/$(PROG)
+	cd tests/integration && $(SAN_ENV) WSRING_BIN=$(CURDIR)/build/asan/$(PROG) \
+	    $(PYTHON) -m pytest -q -p no:cacheprovider $(ASAN_PYTEST_ARGS)
 
 # Integration tests: real stock backends and clients driven by pytest; the
 # Consul double's own tests.

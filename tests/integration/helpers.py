@@ -147,6 +147,7 @@ def split_response(resp):
 class Proc:
     def __init__(self, name, popen, log):
         self.name, self.popen, self.log = name, popen, log
+        self.killed = False  # SIGKILLed on purpose: its exit code says nothing
 
     @property
     def pid(self):
@@ -240,11 +241,24 @@ class Env:
                     pass
 
     def kill(self, proc):
+        proc.killed = True
         self.stop(proc, sig=signal.SIGKILL)
 
     def cleanup(self):
         for proc in reversed(self.procs):
             self.stop(proc, timeout=3.0)
+        self.check_wsring_exits()
+
+    def check_wsring_exits(self):
+        """wsring must stop cleanly on SIGTERM, and (in the ASan build) without a sanitizer report."""
+        for proc in self.procs:
+            if not proc.name.startswith("wsring") or proc.killed:
+                continue
+            text = proc.log_text()
+            bad = [w for w in ("AddressSanitizer", "LeakSanitizer", "runtime error:") if w in text]
+            code = proc.popen.returncode
+            assert code in (0, 1) and not bad, (
+                f"{proc.name} ended with code {code} {bad}:\n{text[-4000:]}")
 
     def logs(self):
         out = []
