@@ -6,18 +6,24 @@
  * there is no quoting, so no word can hold a space or a `#`. A line may not be
  * longer than CONF_LINE_MAX bytes and the file may hold no control byte but
  * tab, CR and LF. A block is `name args... {` (the `{` is the last word), its
- * lines, and `}` alone on a line; blocks do not nest. No block directive exists
- * yet, so a well-formed block is refused by name after the syntax pass.
+ * lines, and `}` alone on a line; blocks do not nest. A block is a row of
+ * the top-level table flagged CONF_BLOCK whose offset is that of the block's
+ * struct in struct conf; its lines go to the block's own table (conf_sections),
+ * whose offsets are relative to that struct. Each section has its own seen[].
  *
  * Parsing runs in two passes over the text. The syntax pass checks bytes,
  * line lengths and braces, so an unterminated block, a stray `}` or a nested
  * block is reported even when its name is unknown. The directive pass then
  * feeds each line to the table; finally every directive not seen is set from
  * the table's default text by the same setter. A missing `listen` is reported
- * on the file's last line (line 1 for an empty file).
+ * on the file's last line (line 1 for an empty file). A block's own defaults
+ * are set only when the block is written; its missing required directives and
+ * its cross-checks are reported on its "{" line. Last come the checks across
+ * directives (conf_check_discovery), each on the line that makes it wrong.
  */
 #include "conf/conf.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -37,6 +43,9 @@
 #define CONF_FILE_MAX    (16u << 20) /* conf_load refuses larger files */
 #define CONF_QUOTE_MAX   100         /* bytes of user text quoted in a message */
 #define CONF_WORKERS_MAX 64
+#define CONF_SECTION_MAX 24  /* directives per table (seen[] size) */
+#define CONF_CONSUL_MAX  255 /* longest service, datacenter or tag */
+#define CONF_TAGS_MAX    16
 
 /* Parses ARGS into FIELD. Returns NULL, or what is wrong ("is not a duration"). */
 typedef const char *(*conf_set_fn)(void *field, char **args, int nargs);
@@ -44,13 +53,14 @@ typedef const char *(*conf_set_fn)(void *field, char **args, int nargs);
 enum conf_directive_flag {
     CONF_REPEATABLE = 1 << 0, /* may appear many times; its setter appends (conf_add_*) */
     CONF_REQUIRED = 1 << 1,   /* must appear at least once (no default) */
+    CONF_BLOCK = 1 << 2,      /* "name {" ... "}": a section of its own (conf_sections) */
 };
 
 struct conf_directive {
     const char *name;
     int min_args, max_args;
     conf_set_fn set;
-    size_t offset;        /* of the field in struct conf; conf_add_* get the whole conf (0) */
+    size_t offset;        /* of the field in the section's struct; conf_add_* get all of it (0) */
     const char *fallback; /* default, parsed by set() like user input; NULL: none */
     unsigned flags;       /* enum conf_directive_flag */
 };
@@ -82,13 +92,22 @@ static const char *conf_set_msec(void *field, char **args, int nargs);
 static const char *conf_set_timeout(void *field, char **args, int nargs);
 static const char *conf_set_head_bytes(void *field, char **args, int nargs);
 static const char *conf_set_key_bytes(void *field, char **args, int nargs);
+static const char *conf_set_ring_hold(void *field, char **args, int nargs);
 static const char *conf_set_discovery(void *field, char **args, int nargs);
 static const char *conf_add_backend(void *field, char **args, int nargs);
+static const char *conf_set_consul_address(void *field, char **args, int nargs);
+static const char *conf_set_consul_service(void *field, char **args, int nargs);
+static const char *conf_add_consul_tag(void *field, char **args, int nargs);
+static const char *conf_set_consul_datacenter(void *field, char **args, int nargs);
+static const char *conf_set_path(void *field, char **args, int nargs);
+static const char *conf_set_consul_wait(void *field, char **args, int nargs);
+static const char *conf_set_consul_retry_max(void *field, char **args, int nargs);
 
 #define FIELD(f) offsetof(struct conf, f)
-#define WHOLE    0 /* conf_add_* append to arrays and see the whole struct conf */
+#define WHOLE    0 /* conf_add_* append to arrays and see their section's whole struct */
 #define REP      CONF_REPEATABLE
 #define REQ      CONF_REQUIRED
+#define BLK      CONF_BLOCK
 
 /* clang-format off */
 static const struct conf_directive conf_directives[] = {
@@ -106,21 +125,72 @@ static const struct conf_directive conf_directives[] = {
     { "handshake_timeout", 1, 1, conf_set_timeout,      FIELD(handshake_timeout_ms),  "10s",            0 },
     { "max_head_bytes",    1, 1, conf_set_head_bytes,   FIELD(max_head_bytes),        "16k",            0 },
     { "max_key_bytes",     1, 1, conf_set_key_bytes,    FIELD(max_key_bytes),         "256",            0 },
+    { "ring_hold",         1, 1, conf_set_ring_hold,    FIELD(ring_hold_ms),          "1s",             0 },
     { "discovery",         1, 1, conf_set_discovery,    FIELD(discovery),             "static",         0 },
     { "backend",           2, 4, conf_add_backend,      WHOLE,                        NULL,             REP },
+    { "consul",            0, 0, NULL,                  FIELD(consul),                NULL,             BLK },
+};
+
+#define CFIELD(f) offsetof(struct conf_consul, f)
+
+/* The `consul { }` block; offsets are within struct conf_consul. */
+static const struct conf_directive conf_consul_directives[] = {
+    /* name               args  parser                     field                   default  flags */
+    { "address",           1, 1, conf_set_consul_address,    CFIELD(address),        NULL,    0 },
+    { "service",           1, 1, conf_set_consul_service,    CFIELD(service),        NULL,    REQ },
+    { "tag",               1, 1, conf_add_consul_tag,        WHOLE,                  NULL,    REP },
+    { "datacenter",        1, 1, conf_set_consul_datacenter, CFIELD(datacenter),     NULL,    0 },
+    { "token_file",        1, 1, conf_set_path,              CFIELD(token_file),     NULL,    0 },
+    { "ca_file",           1, 1, conf_set_path,              CFIELD(ca_file),        NULL,    0 },
+    { "cert_file",         1, 1, conf_set_path,              CFIELD(cert_file),      NULL,    0 },
+    { "key_file",          1, 1, conf_set_path,              CFIELD(key_file),       NULL,    0 },
+    { "wait",              1, 1, conf_set_consul_wait,       CFIELD(wait_ms),        "5m",    0 },
+    { "retry_max",         1, 1, conf_set_consul_retry_max,  CFIELD(retry_max_ms),   "1s",    0 },
+    { "stale",             1, 1, conf_set_flag,              CFIELD(stale),          "on",    0 },
+    { "register",          1, 1, conf_set_flag,              CFIELD(register_self),  "off",   0 },
 };
 /* clang-format on */
+
+enum conf_section_id {
+    CONF_SECTION_TOP = 0, /* the lines outside any block */
+    CONF_SECTION_CONSUL,
+    CONF_SECTION_COUNT /* must stay last */
+};
+
+struct conf_parser;
+
+/* A directive table: the top level, or a block named by a CONF_BLOCK row of the top level. */
+struct conf_section {
+    const char *name; /* the block's name; NULL for the top level */
+    const struct conf_directive *directives;
+    size_t ndirectives;
+    int (*check)(struct conf_parser *p); /* after the block's defaults, on its line; or NULL */
+};
+
+static int conf_check_consul(struct conf_parser *p);
+
+static const struct conf_section conf_sections[CONF_SECTION_COUNT] = {
+    [CONF_SECTION_TOP] = { NULL, conf_directives, ARRAY_LEN(conf_directives), NULL },
+    [CONF_SECTION_CONSUL] = { "consul", conf_consul_directives, ARRAY_LEN(conf_consul_directives),
+                              conf_check_consul },
+};
+
+_Static_assert(ARRAY_LEN(conf_directives) <= CONF_SECTION_MAX, "raise CONF_SECTION_MAX");
+_Static_assert(ARRAY_LEN(conf_consul_directives) <= CONF_SECTION_MAX, "raise CONF_SECTION_MAX");
 
 /* The range texts in the messages below. */
 _Static_assert(RING_MAX_VNODES == 10000, "update the vnodes message");
 _Static_assert(MEMBER_SET_MAX_WEIGHT == 1000, "update the backend weight message");
+_Static_assert(CONF_CONSUL_MAX == 255 && CONF_TAGS_MAX == 16, "update the consul messages");
 
 struct conf_parser {
-    const char *file;                          /* borrowed; for messages */
-    unsigned line;                             /* of the line being read */
-    struct conf *conf;                         /* owned until conf_parse() returns it */
-    char *err;                                 /* CONF_ERR_LEN bytes */
-    unsigned seen[ARRAY_LEN(conf_directives)]; /* line of the first use; 0 = not seen */
+    const char *file;        /* borrowed; for messages */
+    unsigned line;           /* of the line being read */
+    struct conf *conf;       /* owned until conf_parse() returns it */
+    char *err;               /* CONF_ERR_LEN bytes */
+    enum conf_section_id in; /* the section being read: the top level or an open block */
+    size_t base;             /* offset of section IN's struct in struct conf */
+    unsigned seen[CONF_SECTION_COUNT][CONF_SECTION_MAX]; /* line of the first use; 0 = not seen */
 };
 
 /* ---- setters ------------------------------------------------------------- */
@@ -358,25 +428,62 @@ conf_set_key_bytes(void *field, char **args, int nargs)
     return NULL;
 }
 
+/*
+ * A duration in MIN_MS..MAX_MS into *OUT. TOO_SHORT and TOO_LONG are the
+ * phrases for values outside ("is longer than 10m"); TOO_SHORT may be NULL
+ * when MIN_MS is 0.
+ */
+static const char *
+conf_msec_between(const char *word, uint64_t min_ms, uint64_t max_ms, const char *too_short,
+                  const char *too_long, uint64_t *out)
+{
+    uint64_t ms;
+    const char *what = conf_value_msec(word, strlen(word), &ms);
+
+    if (what != NULL) {
+        return what;
+    }
+    if (ms < min_ms) {
+        return too_short;
+    }
+    if (ms > max_ms) {
+        return too_long;
+    }
+    *out = ms;
+    return NULL;
+}
+
+/* 0 (publish every change at once) up to a minute: a longer hold only delays recovery. */
+static const char *
+conf_set_ring_hold(void *field, char **args, int nargs)
+{
+    (void)nargs;
+    return conf_msec_between(args[0], 0, 60 * 1000, NULL, "is longer than 1m", field);
+}
+
 static const char *
 conf_set_discovery(void *field, char **args, int nargs)
 {
     static const char *const names[CONF_DISCOVERY_COUNT] = {
         [CONF_DISCOVERY_STATIC] = "static",
+        [CONF_DISCOVERY_CONSUL] = "consul",
     };
     int i = conf_pick(args[0], names, CONF_DISCOVERY_COUNT);
 
     (void)nargs;
     if (i < 0) {
-        return "is not a supported source (use static)";
+        return "is not a supported source (use static or consul)";
     }
     *(enum conf_discovery *)field = (enum conf_discovery)i;
     return NULL;
 }
 
-/* A member id: 1 or more visible ASCII bytes (it shows up in logs, JSON and headers). */
+/*
+ * A member id or a Consul tag: 1 or more visible ASCII bytes (they show up in
+ * logs, JSON, headers and query strings).
+ */
 static bool
-conf_is_member_id(const char *id)
+conf_is_visible(const char *id)
 {
     if (id[0] == '\0') {
         return false;
@@ -416,7 +523,7 @@ conf_add_backend(void *field, char **args, int nargs)
     struct conf_backend b = { 0 }, *slot;
     const char *what;
 
-    if (!conf_is_member_id(args[0])) {
+    if (!conf_is_visible(args[0])) {
         return "has a bad id (use visible ASCII characters)";
     }
     for (size_t i = 0; i < conf->nbackends; i++) {
@@ -444,6 +551,122 @@ conf_add_backend(void *field, char **args, int nargs)
     *slot = b;
     conf->nbackends++;
     return NULL;
+}
+
+/* ---- the consul block ------------------------------------------------------ */
+
+/* Sets the string *FIELD (NULL until now: seen[] refuses a second line) to a copy of WORD. */
+static const char *
+conf_set_string(void *field, const char *word)
+{
+    char *copy = strdup(word);
+
+    if (copy == NULL) {
+        return conf_value_enomem;
+    }
+    *(char **)field = copy;
+    return NULL;
+}
+
+/* A file name, only stored: conf does no I/O, discovery opens it when it starts. */
+static const char *
+conf_set_path(void *field, char **args, int nargs)
+{
+    (void)nargs;
+    return conf_set_string(field, args[0]);
+}
+
+static const char *
+conf_set_consul_address(void *field, char **args, int nargs)
+{
+    (void)nargs;
+    return conf_value_base_url(args[0], strlen(args[0]), field);
+}
+
+/* 1..255 letters, digits, "-", "_", and "." when DOT (service names, not datacenters). */
+static bool
+conf_is_consul_name(const char *s, bool dot)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > CONF_CONSUL_MAX) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || (dot && c == '.'))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static const char *
+conf_set_consul_service(void *field, char **args, int nargs)
+{
+    (void)nargs;
+    if (!conf_is_consul_name(args[0], true)) {
+        return "is not a service name (letters, digits, -, _ and . only; at most 255)";
+    }
+    return conf_set_string(field, args[0]);
+}
+
+static const char *
+conf_set_consul_datacenter(void *field, char **args, int nargs)
+{
+    (void)nargs;
+    if (!conf_is_consul_name(args[0], false)) {
+        return "is not a datacenter name (letters, digits, - and _ only; at most 255)";
+    }
+    return conf_set_string(field, args[0]);
+}
+
+/* Repeatable: the health query keeps instances that carry every tag. */
+static const char *
+conf_add_consul_tag(void *field, char **args, int nargs)
+{
+    struct conf_consul *consul = field;
+    char **slot;
+
+    (void)nargs;
+    if (!conf_is_visible(args[0]) || strlen(args[0]) > CONF_CONSUL_MAX) {
+        return "is not a tag (visible ASCII only; at most 255)";
+    }
+    for (size_t i = 0; i < consul->ntags; i++) {
+        /* Compared exactly: refusing "V2" after "v2" would be wrong if Consul told them apart. */
+        if (strcmp(consul->tags[i], args[0]) == 0) {
+            return "is a duplicate";
+        }
+    }
+    if (consul->ntags == CONF_TAGS_MAX) {
+        return "is one tag too many (at most 16)";
+    }
+    slot = conf_append((void **)&consul->tags, consul->ntags, sizeof(*slot));
+    if (slot == NULL || (*slot = strdup(args[0])) == NULL) {
+        return conf_value_enomem;
+    }
+    consul->ntags++;
+    return NULL;
+}
+
+/* The blocking-query wait: Consul caps it at 10m; below 1s the watch would spin. */
+static const char *
+conf_set_consul_wait(void *field, char **args, int nargs)
+{
+    (void)nargs;
+    return conf_msec_between(args[0], 1000, 10 * 60 * 1000, "is shorter than 1s",
+                             "is longer than 10m", field);
+}
+
+/* The cap of the error back-off. */
+static const char *
+conf_set_consul_retry_max(void *field, char **args, int nargs)
+{
+    (void)nargs;
+    return conf_msec_between(args[0], 100, 60 * 1000, "is shorter than 100ms", "is longer than 1m",
+                             field);
 }
 
 /* ---- lines, words and messages ------------------------------------------- */
@@ -632,14 +855,25 @@ conf_check_syntax(struct conf_parser *p, struct conf_words *w, const char *text,
 /* ---- directives ---------------------------------------------------------- */
 
 static const struct conf_directive *
-conf_find(const char *name)
+conf_find(const struct conf_section *section, const char *name)
 {
-    for (size_t i = 0; i < ARRAY_LEN(conf_directives); i++) {
-        if (strcmp(conf_directives[i].name, name) == 0) {
-            return &conf_directives[i];
+    for (size_t i = 0; i < section->ndirectives; i++) {
+        if (strcmp(section->directives[i].name, name) == 0) {
+            return &section->directives[i];
         }
     }
     return NULL;
+}
+
+/* The line where NAME of section ID was first used, or 0. */
+static unsigned
+conf_seen_line(const struct conf_parser *p, enum conf_section_id id, const char *name)
+{
+    const struct conf_section *section = &conf_sections[id];
+    const struct conf_directive *d = conf_find(section, name);
+
+    assert(d != NULL);
+    return p->seen[id][d - section->directives];
 }
 
 static int
@@ -653,12 +887,41 @@ conf_error_nargs(struct conf_parser *p, const struct conf_directive *d, int got)
                       d->max_args, got);
 }
 
+/* W's first word names nothing in the open section: says where it belongs, if anywhere. */
+static int
+conf_error_unknown(struct conf_parser *p, const struct conf_words *w)
+{
+    const char *in = conf_sections[p->in].name;
+    char name[CONF_QUOTE_MAX + 4];
+
+    conf_quote(w->args, 1, name);
+    for (size_t i = 0; i < CONF_SECTION_COUNT; i++) {
+        const char *other = conf_sections[i].name;
+
+        if (i == p->in || conf_find(&conf_sections[i], w->args[0]) == NULL) {
+            continue;
+        }
+        if (other == NULL) {
+            return conf_error(p, "\"%s\" is a top-level directive (not allowed in block \"%s\")",
+                              name, in);
+        }
+        return conf_error(p, "\"%s\" is allowed only in block \"%s\"", name, other);
+    }
+    if (in != NULL) {
+        return conf_error(p, "unknown directive \"%s\" in block \"%s\"", name, in);
+    }
+    if (w->open_at >= 0) {
+        return conf_error(p, "unknown block \"%s\"", name);
+    }
+    return conf_error(p, "unknown directive \"%s\"", name);
+}
+
 /* Runs D's setter on ARGS (NARGS words, the directive's name first) and words its complaint. */
 static int
 conf_set(struct conf_parser *p, const struct conf_directive *d, char **args, int nargs)
 {
     char text[CONF_QUOTE_MAX + 4];
-    const char *what = d->set((char *)p->conf + d->offset, args + 1, nargs - 1);
+    const char *what = d->set((char *)p->conf + p->base + d->offset, args + 1, nargs - 1);
 
     if (what == NULL) {
         return 0;
@@ -670,33 +933,53 @@ conf_set(struct conf_parser *p, const struct conf_directive *d, char **args, int
     return conf_error(p, "\"%s\" %s", text, what);
 }
 
+/* Enters the block that row D of the top level opens. */
+static void
+conf_enter(struct conf_parser *p, const struct conf_directive *d)
+{
+    for (size_t i = 1; i < CONF_SECTION_COUNT; i++) {
+        if (strcmp(conf_sections[i].name, d->name) == 0) {
+            p->in = (enum conf_section_id)i;
+            p->base = d->offset;
+            return;
+        }
+    }
+    assert(!"a CONF_BLOCK row without a section");
+}
+
 /* Applies one line's words W (at least one) to p->conf. */
 static int
 conf_apply(struct conf_parser *p, struct conf_words *w)
 {
-    const struct conf_directive *d = conf_find(w->args[0]);
-    char name[CONF_QUOTE_MAX + 4];
-    size_t i;
+    const struct conf_section *in = &conf_sections[p->in];
+    const struct conf_directive *d = conf_find(in, w->args[0]);
+    bool opens = w->open_at >= 0;
+    int nargs = w->nargs - (opens ? 2 : 1);
+    unsigned *seen;
 
-    conf_quote(w->args, 1, name);
-    if (w->open_at >= 0) {
-        if (d != NULL) {
-            return conf_error(p, "\"%s\" does not take a block", d->name);
-        }
-        return conf_error(p, "unknown block \"%s\"", name);
-    }
     if (d == NULL) {
-        return conf_error(p, "unknown directive \"%s\"", name);
+        return conf_error_unknown(p, w);
     }
-    if (w->nargs - 1 < d->min_args || w->nargs - 1 > d->max_args) {
-        return conf_error_nargs(p, d, w->nargs - 1);
+    if (opens && !(d->flags & CONF_BLOCK)) {
+        return conf_error(p, "\"%s\" does not take a block", d->name);
     }
-    i = (size_t)(d - conf_directives);
-    if (!(d->flags & CONF_REPEATABLE) && p->seen[i] != 0) {
-        return conf_error(p, "\"%s\" is a duplicate (first on line %u)", d->name, p->seen[i]);
+    if (!opens && (d->flags & CONF_BLOCK)) {
+        return conf_error(p, "\"%s\" is a block (write \"%s {\", its lines, then \"}\")", d->name,
+                          d->name);
     }
-    if (p->seen[i] == 0) {
-        p->seen[i] = p->line;
+    if (nargs < d->min_args || nargs > d->max_args) {
+        return conf_error_nargs(p, d, nargs);
+    }
+    seen = &p->seen[p->in][d - in->directives];
+    if (!(d->flags & CONF_REPEATABLE) && *seen != 0) {
+        return conf_error(p, "\"%s\" is a duplicate (first on line %u)", d->name, *seen);
+    }
+    if (*seen == 0) {
+        *seen = p->line;
+    }
+    if (opens) {
+        conf_enter(p, d);
+        return 0;
     }
     return conf_set(p, d, w->args, w->nargs);
 }
@@ -712,7 +995,12 @@ conf_apply_lines(struct conf_parser *p, struct conf_words *w, const char *text, 
     while (conf_next_line(&cur, &line, &n)) {
         p->line = cur.line;
         conf_split(w, line, n);
-        if (w->nargs == 0 || w->close_at == 0) {
+        if (w->nargs == 0) {
+            continue;
+        }
+        if (w->close_at == 0) { /* the syntax pass saw to it that a block is open */
+            p->in = CONF_SECTION_TOP;
+            p->base = 0;
             continue;
         }
         if (conf_apply(p, w) != 0) {
@@ -723,17 +1011,27 @@ conf_apply_lines(struct conf_parser *p, struct conf_words *w, const char *text, 
     return 0;
 }
 
-/* After the last line: the required directives, then each default through its own setter. */
+/*
+ * After the last line, for section ID (whose struct is at p->base): the
+ * required directives, then each default through its own setter. Errors are
+ * reported on p->line.
+ */
 static int
-conf_finish(struct conf_parser *p)
+conf_finish_section(struct conf_parser *p, enum conf_section_id id)
 {
-    for (size_t i = 0; i < ARRAY_LEN(conf_directives); i++) {
-        const struct conf_directive *d = &conf_directives[i];
+    const struct conf_section *section = &conf_sections[id];
+
+    for (size_t i = 0; i < section->ndirectives; i++) {
+        const struct conf_directive *d = &section->directives[i];
         char word[32];
         char *args[2] = { (char *)d->name, word };
 
-        if (p->seen[i] != 0) {
+        if (p->seen[id][i] != 0) {
             continue;
+        }
+        if ((d->flags & CONF_REQUIRED) && section->name != NULL) {
+            return conf_error(p, "no \"%s\" directive in block \"%s\" (it is required)", d->name,
+                              section->name);
         }
         if (d->flags & CONF_REQUIRED) {
             return conf_error(p, "no \"%s\" directive (at least one is required)", d->name);
@@ -743,6 +1041,78 @@ conf_finish(struct conf_parser *p)
         }
         snprintf(word, sizeof(word), "%s", d->fallback);
         if (conf_set(p, d, args, 2) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The consul block, on its "{" line: TLS client files come in pairs; registration needs admin. */
+static int
+conf_check_consul(struct conf_parser *p)
+{
+    const struct conf_consul *consul = &p->conf->consul;
+
+    if ((consul->cert_file == NULL) != (consul->key_file == NULL)) {
+        return conf_error(p, "block \"consul\" has %s but no %s (give both or neither)",
+                          consul->cert_file != NULL ? "cert_file" : "key_file",
+                          consul->cert_file != NULL ? "key_file" : "cert_file");
+    }
+    if (consul->register_self && p->conf->admin.host == NULL) {
+        p->line = conf_seen_line(p, CONF_SECTION_CONSUL, "register");
+        return conf_error(p, "\"register on\" needs the admin listener (the Consul check polls "
+                             "/healthz; admin is off)");
+    }
+    return 0;
+}
+
+/* The member source and its lines must agree: never accept a block or a line that does nothing. */
+static int
+conf_check_discovery(struct conf_parser *p)
+{
+    unsigned discovery = conf_seen_line(p, CONF_SECTION_TOP, "discovery");
+    unsigned block = conf_seen_line(p, CONF_SECTION_TOP, "consul");
+    unsigned backend = conf_seen_line(p, CONF_SECTION_TOP, "backend");
+
+    if (p->conf->discovery != CONF_DISCOVERY_CONSUL) {
+        if (block != 0) {
+            p->line = block;
+            return conf_error(p,
+                              "the consul block needs \"discovery consul\" (discovery is static)");
+        }
+        return 0;
+    }
+    if (block == 0) {
+        p->line = discovery;
+        return conf_error(p, "\"discovery consul\" needs a \"consul {\" ... \"}\" block");
+    }
+    if (backend != 0) {
+        p->line = backend;
+        return conf_error(p, "backend lines are used only with \"discovery static\"");
+    }
+    return 0;
+}
+
+/* After the last line: the top level, the source cross-checks, then each block that was written. */
+static int
+conf_finish(struct conf_parser *p)
+{
+    p->base = 0;
+    if (conf_finish_section(p, CONF_SECTION_TOP) != 0 || conf_check_discovery(p) != 0) {
+        return -1;
+    }
+    for (size_t i = 1; i < CONF_SECTION_COUNT; i++) {
+        const struct conf_section *section = &conf_sections[i];
+        const struct conf_directive *row =
+            conf_find(&conf_sections[CONF_SECTION_TOP], section->name);
+
+        p->line = p->seen[CONF_SECTION_TOP][row - conf_directives];
+        if (p->line == 0) {
+            continue;
+        }
+        p->base = row->offset;
+        if (conf_finish_section(p, (enum conf_section_id)i) != 0 ||
+            (section->check != NULL && section->check(p) != 0)) {
             return -1;
         }
     }
@@ -856,6 +1226,17 @@ conf_destroy(struct conf *conf)
         free(conf->backends[i].addr.host);
         free(conf->backends[i].address);
     }
+    for (size_t i = 0; i < conf->consul.ntags; i++) {
+        free(conf->consul.tags[i]);
+    }
+    free(conf->consul.tags);
+    free(conf->consul.address);
+    free(conf->consul.service);
+    free(conf->consul.datacenter);
+    free(conf->consul.token_file);
+    free(conf->consul.ca_file);
+    free(conf->consul.cert_file);
+    free(conf->consul.key_file);
     free(conf->listen);
     free(conf->keys);
     free(conf->backends);
@@ -864,23 +1245,37 @@ conf_destroy(struct conf *conf)
     free(conf);
 }
 
-static const char *conf_names[ARRAY_LEN(conf_directives) + 1];
+/* Each section's names, NULL-terminated (static storage is zeroed, so the NULL is there). */
+static const char *conf_names[CONF_SECTION_COUNT][CONF_SECTION_MAX + 1];
 static once_flag conf_names_once = ONCE_FLAG_INIT;
 
 static void
 conf_names_fill(void)
 {
-    for (size_t i = 0; i < ARRAY_LEN(conf_directives); i++) {
-        conf_names[i] = conf_directives[i].name;
+    for (size_t i = 0; i < CONF_SECTION_COUNT; i++) {
+        for (size_t j = 0; j < conf_sections[i].ndirectives; j++) {
+            conf_names[i][j] = conf_sections[i].directives[j].name;
+        }
     }
-    conf_names[ARRAY_LEN(conf_directives)] = NULL;
 }
 
 const char *const *
 conf_directive_names(void)
 {
     call_once(&conf_names_once, conf_names_fill);
-    return conf_names;
+    return conf_names[CONF_SECTION_TOP];
+}
+
+const char *const *
+conf_block_directive_names(const char *block)
+{
+    call_once(&conf_names_once, conf_names_fill);
+    for (size_t i = 1; i < CONF_SECTION_COUNT; i++) {
+        if (strcmp(conf_sections[i].name, block) == 0) {
+            return conf_names[i];
+        }
+    }
+    return NULL;
 }
 
 struct member_set *

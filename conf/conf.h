@@ -42,7 +42,29 @@ enum conf_key_missing {
 
 enum conf_discovery {
     CONF_DISCOVERY_STATIC = 0, /* `backend` lines */
+    CONF_DISCOVERY_CONSUL,     /* the `consul { }` block: a health watch (DESIGN §5) */
     CONF_DISCOVERY_COUNT       /* must stay last */
+};
+
+/*
+ * The `consul { }` block (DESIGN §9). Values the environment may supply
+ * (CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN(_FILE), CONSUL_CACERT) stay NULL here
+ * when not written: conf is pure, discovery/consul.c reads the environment.
+ */
+struct conf_consul {
+    char *address; /* owned or NULL; "http://host:port" or "https://host:port" */
+    char *service; /* owned; required with discovery consul */
+    char **tags;   /* owned array of ntags owned strings; `tag` is repeatable */
+    size_t ntags;
+    char *datacenter;      /* owned or NULL */
+    char *token_file;      /* owned or NULL */
+    char *ca_file;         /* owned or NULL */
+    char *cert_file;       /* owned or NULL; client certificate (with key_file) */
+    char *key_file;        /* owned or NULL */
+    uint64_t wait_ms;      /* blocking-query wait; default 5m, at most 10m */
+    uint64_t retry_max_ms; /* cap of the error back-off; default 1s */
+    bool stale;            /* ?stale reads; default on */
+    bool register_self;    /* `register on`: register wsring with the local agent */
 };
 
 struct conf_backend {
@@ -72,7 +94,10 @@ struct conf {
     size_t max_head_bytes;
     size_t max_key_bytes;
 
+    uint64_t ring_hold_ms; /* debounce of membership changes; default 1s */
+
     enum conf_discovery discovery;
+    struct conf_consul consul;     /* meaningful with CONF_DISCOVERY_CONSUL */
     struct conf_backend *backends; /* owned array of nbackends */
     size_t nbackends;
 };
@@ -89,6 +114,12 @@ void conf_destroy(struct conf *conf);
 
 /* Directive names in table order, NULL-terminated; the docs test walks it. */
 const char *const *conf_directive_names(void);
+/*
+ * Returns the names of block BLOCK's directives ("consul" -> "address", "service", ...) in table
+ * order, NULL-terminated, or NULL when BLOCK names no block. The docs test
+ * walks it.
+ */
+const char *const *conf_block_directive_names(const char *block);
 
 /*
  * Builds the static member set from CONF's backend lines. Returns NULL on

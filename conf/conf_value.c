@@ -16,6 +16,7 @@ const char conf_value_enomem[] = "cannot allocate memory";
 
 static const char conf_value_bad_addr[] =
     "is not an address (use IPv4:port, [IPv6]:port or host:port)";
+static const char conf_value_bad_url[] = "is not a URL (use http://host:port or https://host:port)";
 static const char conf_value_bad_rule[] =
     "is not a key rule (use query:NAME, header:NAME, cookie:NAME or path:N)";
 
@@ -267,6 +268,71 @@ conf_value_addr(const char *s, size_t len, struct conf_addr *out)
     }
     out->host = copy;
     out->port = port;
+    return NULL;
+}
+
+/* Checks S (LEN bytes) as "HOST" or "HOST:PORT", HOST as in conf_value_addr(). */
+static const char *
+conf_value_authority(const char *s, size_t len)
+{
+    const char *host = s, *port = NULL, *close;
+    size_t host_len = len;
+    bool bracketed = len > 0 && s[0] == '[';
+    uint16_t n;
+    const char *what;
+
+    if (bracketed) {
+        close = memchr(s, ']', len);
+        if (close == NULL || (close + 1 < s + len && close[1] != ':')) {
+            return conf_value_bad_url;
+        }
+        host = s + 1;
+        host_len = (size_t)(close - host);
+        port = close + 1 < s + len ? close + 2 : NULL;
+    } else {
+        for (size_t i = 0; i < len; i++) {
+            if (s[i] == ':') {
+                port = s + i + 1;
+                host_len = i;
+            }
+        }
+    }
+    what = conf_value_host(host, host_len, bracketed);
+    if (what == NULL && port != NULL) {
+        what = conf_value_port(port, (size_t)(s + len - port), &n);
+    }
+    return what;
+}
+
+const char *
+conf_value_base_url(const char *s, size_t len, char **out)
+{
+    size_t skip, end = len;
+    const char *what;
+    char *copy;
+
+    if (len > 7 && memcmp(s, "http://", 7) == 0) {
+        skip = 7;
+    } else if (len > 8 && memcmp(s, "https://", 8) == 0) {
+        skip = 8;
+    } else {
+        return conf_value_bad_url;
+    }
+    if (s[end - 1] == '/') {
+        end--;
+    }
+    if (memchr(s + skip, '/', end - skip) != NULL) {
+        return "has a path (use http://host:port or https://host:port)";
+    }
+    what = conf_value_authority(s + skip, end - skip);
+    if (what != NULL) {
+        return what;
+    }
+    copy = strndup(s, end);
+    if (copy == NULL) {
+        return conf_value_enomem;
+    }
+    *out = copy;
     return NULL;
 }
 

@@ -43,6 +43,14 @@ const char *conf_value_addr(const char *s, size_t len, struct conf_addr *out);
  */
 const char *conf_value_key_rule(const char *s, size_t len, struct conf_key_rule *out);
 
+/*
+ * "http://HOST[:PORT]" or "https://HOST[:PORT]", with at most one trailing "/"
+ * and no path, query or user part; HOST as in conf_value_addr(), PORT 1..65535
+ * (without one, the scheme's own applies). On success *OUT is a new string
+ * without the trailing "/" that the caller frees; on failure *OUT is untouched.
+ */
+const char *conf_value_base_url(const char *s, size_t len, char **out);
+
 /* True when LEN >= 1 bytes at S form an RFC 9110 token (tchar only). */
 bool conf_value_is_token(const char *s, size_t len);
 /* True when S is an RFC 1123 host name: dot-separated labels of 1..63 letters, digits, hyphens. */

@@ -15,6 +15,7 @@
 #include "ring/member_set.h"
 
 #define L "listen 127.0.0.1:8080\n"
+#define C L "discovery consul\n" /* a consul block starts on line 3 */
 
 /* Parses a heap copy of exactly LEN bytes of TEXT (no NUL after it), so ASan sees over-reads. */
 static struct conf *
@@ -152,7 +153,9 @@ test_example_config_parses(void **state)
     assert_int_equal(conf->handshake_timeout_ms, 10000);
     assert_int_equal(conf->max_head_bytes, 16384);
     assert_int_equal(conf->max_key_bytes, 256);
+    assert_int_equal(conf->ring_hold_ms, 1000);
     assert_int_equal(conf->discovery, CONF_DISCOVERY_STATIC);
+    assert_null(conf->consul.service); /* the example block is commented out */
     assert_int_equal(conf->nbackends, 3);
     for (size_t i = 0; i < 3; i++) {
         char id[8], address[32];
@@ -192,9 +195,15 @@ test_every_default(void **state)
     assert_int_equal(conf->handshake_timeout_ms, 10000);
     assert_int_equal(conf->max_head_bytes, 16 * 1024);
     assert_int_equal(conf->max_key_bytes, 256);
+    assert_int_equal(conf->ring_hold_ms, 1000);
     assert_int_equal(conf->discovery, CONF_DISCOVERY_STATIC);
     assert_int_equal(conf->nbackends, 0); /* allowed: an empty ring answers 503 */
     assert_null(conf->backends);
+    /* No block: its defaults are not applied, all of it stays zero. */
+    assert_null(conf->consul.service);
+    assert_null(conf->consul.tags);
+    assert_int_equal(conf->consul.wait_ms, 0);
+    assert_false(conf->consul.stale);
     conf_destroy(conf);
 }
 
@@ -218,6 +227,7 @@ test_every_value_is_read(void **state)
                                  "handshake_timeout 2m\n"
                                  "max_head_bytes 1m\n"
                                  "max_key_bytes 4096\n"
+                                 "ring_hold 0\n"
                                  "discovery static\n"
                                  "backend b-1 [::1]:9002 weight 1000\n"
                                  "backend a! localhost:9001\n");
@@ -245,6 +255,7 @@ test_every_value_is_read(void **state)
     assert_int_equal(conf->handshake_timeout_ms, 120000);
     assert_int_equal(conf->max_head_bytes, 1024 * 1024);
     assert_int_equal(conf->max_key_bytes, 4096);
+    assert_int_equal(conf->ring_hold_ms, 0);
     assert_int_equal(conf->nbackends, 2);
     assert_string_equal(conf->backends[0].id, "b-1");
     assert_string_equal(conf->backends[0].address, "[::1]:9002");
@@ -267,6 +278,210 @@ test_comments_and_blank_lines(void **state)
     assert_int_equal(conf->workers, 2);
     assert_int_equal(conf->nlisten, 1);
     conf_destroy(conf);
+}
+
+static void
+test_consul_every_value(void **state)
+{
+    struct conf *conf = parse_ok(L "ring_hold 1m\n"
+                                   "consul {\r\n"
+                                   "\taddress https://[2001:db8::5]:8501/  # trailing / dropped\n"
+                                   "    service    web.ws-backend_2\n"
+                                   "    tag        v2\n"
+                                   "\n"
+                                   "    # a comment inside the block\n"
+                                   "    tag        traefik.enable=true\n"
+                                   "    tag        V2\n"
+                                   "    datacenter eu-west_1\n"
+                                   "    token_file /etc/wsring/consul.token\n"
+                                   "    ca_file    ca.pem\n"
+                                   "    cert_file  /c.pem\n"
+                                   "    key_file   /k.pem\n"
+                                   "    wait       10m\n"
+                                   "    retry_max  100ms\n"
+                                   "    stale      off\n"
+                                   "    register   on\n"
+                                   "}\n"
+                                   "discovery consul  # after the block is fine too\n"
+                                   "workers 3\n");
+    const struct conf_consul *c = &conf->consul;
+
+    (void)state;
+    assert_int_equal(conf->ring_hold_ms, 60000);
+    assert_int_equal(conf->discovery, CONF_DISCOVERY_CONSUL);
+    assert_int_equal(conf->workers, 3); /* "}" went back to the top level */
+    assert_int_equal(conf->nbackends, 0);
+    assert_string_equal(c->address, "https://[2001:db8::5]:8501");
+    assert_string_equal(c->service, "web.ws-backend_2");
+    assert_int_equal(c->ntags, 3);
+    assert_string_equal(c->tags[0], "v2");
+    assert_string_equal(c->tags[1], "traefik.enable=true");
+    assert_string_equal(c->tags[2], "V2");
+    assert_string_equal(c->datacenter, "eu-west_1");
+    assert_string_equal(c->token_file, "/etc/wsring/consul.token");
+    assert_string_equal(c->ca_file, "ca.pem");
+    assert_string_equal(c->cert_file, "/c.pem");
+    assert_string_equal(c->key_file, "/k.pem");
+    assert_int_equal(c->wait_ms, 600000);
+    assert_int_equal(c->retry_max_ms, 100);
+    assert_false(c->stale);
+    assert_true(c->register_self);
+    conf_destroy(conf);
+}
+
+static void
+test_consul_defaults(void **state)
+{
+    struct conf *conf = parse_ok(C "consul {\n  service ws\n}\n");
+    const struct conf_consul *c = &conf->consul;
+
+    (void)state;
+    assert_int_equal(conf->discovery, CONF_DISCOVERY_CONSUL);
+    assert_int_equal(conf->ring_hold_ms, 1000);
+    assert_null(c->address); /* discovery reads $CONSUL_HTTP_ADDR, then 127.0.0.1:8500 */
+    assert_string_equal(c->service, "ws");
+    assert_int_equal(c->ntags, 0);
+    assert_null(c->tags);
+    assert_null(c->datacenter);
+    assert_null(c->token_file);
+    assert_null(c->ca_file);
+    assert_null(c->cert_file);
+    assert_null(c->key_file);
+    assert_int_equal(c->wait_ms, 5 * 60000);
+    assert_int_equal(c->retry_max_ms, 1000);
+    assert_true(c->stale);
+    assert_false(c->register_self);
+    conf_destroy(conf);
+
+    /* The bounds themselves, and a scheme-less port default. */
+    conf = parse_ok(C "consul {\n  service a\n  wait 1s\n  retry_max 1m\n"
+                      "  address http://consul.service.consul\n}\nring_hold 60s\n");
+    assert_int_equal(conf->consul.wait_ms, 1000);
+    assert_int_equal(conf->consul.retry_max_ms, 60000);
+    assert_string_equal(conf->consul.address, "http://consul.service.consul");
+    assert_int_equal(conf->ring_hold_ms, 60000);
+    conf_destroy(conf);
+}
+
+/* Appends to BUF (CAP bytes) with snprintf; fails the test on truncation. */
+static void append(char *buf, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+append(char *buf, size_t cap, const char *fmt, ...)
+{
+    size_t len = strlen(buf);
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(buf + len, cap - len, fmt, ap);
+    va_end(ap);
+    assert_true(n >= 0 && (size_t)n < cap - len);
+}
+
+static void
+test_consul_limits(void **state)
+{
+    char text[8192] = C "consul {\n  service ", err[CONF_ERR_LEN];
+    size_t body_len;
+    struct conf *conf;
+
+    (void)state;
+    /* A 255-byte service name and tag, and 16 tags, are fine. */
+    for (int i = 0; i < 255; i++) {
+        append(text, sizeof(text), "s");
+    }
+    append(text, sizeof(text), "\n  tag ");
+    for (int i = 0; i < 255; i++) {
+        append(text, sizeof(text), "t");
+    }
+    append(text, sizeof(text), "\n");
+    for (int i = 1; i < 16; i++) {
+        append(text, sizeof(text), "  tag t%d\n", i);
+    }
+    body_len = strlen(text);
+    append(text, sizeof(text), "}\n");
+    conf = parse_ok(text);
+    assert_int_equal(strlen(conf->consul.service), 255);
+    assert_int_equal(conf->consul.ntags, 16);
+    assert_int_equal(strlen(conf->consul.tags[0]), 255);
+    conf_destroy(conf);
+
+    /* The 17th tag, on line 21 (after service and 16 tags), is refused, */
+    text[body_len] = '\0';
+    append(text, sizeof(text), "  tag t16\n}\n");
+    assert_null(parse_exact(text, strlen(text), err));
+    assert_string_equal(err, "t.conf:21: \"tag t16\" is one tag too many (at most 16)");
+    /* and so are a 256-byte service name and tag. */
+    strcpy(text, C "consul {\n  service a");
+    for (int i = 0; i < 255; i++) {
+        append(text, sizeof(text), "s");
+    }
+    append(text, sizeof(text), "\n}\n");
+    assert_null(parse_exact(text, strlen(text), err));
+    assert_int_equal(strncmp(err, "t.conf:4: \"service ass", 22), 0);
+    assert_non_null(strstr(err, "...\" is not a service name"));
+    strcpy(text, C "consul {\n  service a\n  tag a");
+    for (int i = 0; i < 255; i++) {
+        append(text, sizeof(text), "t");
+    }
+    append(text, sizeof(text), "\n}\n");
+    assert_null(parse_exact(text, strlen(text), err));
+    assert_non_null(strstr(err, "t.conf:5: \"tag at"));
+    assert_non_null(strstr(err, "...\" is not a tag (visible ASCII only; at most 255)"));
+}
+
+/*
+ * The example's commented consul block is valid: with its "#" removed,
+ * "discovery consul" and no backend lines, proxy.conf parses with the values
+ * it documents.
+ */
+static void
+test_example_consul_block_parses(void **state)
+{
+    FILE *f = fopen("conf/proxy.conf", "r");
+    char line[512], err[CONF_ERR_LEN], *text = calloc(1, 1 << 16);
+    bool in_block = false;
+    struct conf *conf;
+
+    (void)state;
+    assert_non_null(f);
+    assert_non_null(text);
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strcmp(line, "#consul {\n") == 0) {
+            in_block = true;
+        }
+        if (in_block) {
+            append(text, 1 << 16, "%s", line + 1);
+            in_block = strcmp(line, "#}\n") != 0;
+        } else if (strncmp(line, "discovery ", 10) == 0) {
+            append(text, 1 << 16, "discovery consul\n");
+        } else if (strncmp(line, "backend ", 8) != 0) {
+            append(text, 1 << 16, "%s", line);
+        }
+    }
+    fclose(f);
+    assert_false(in_block);
+    conf = conf_parse("proxy.conf", text, strlen(text), err);
+    if (conf == NULL) {
+        fail_msg("%s", err);
+    }
+    assert_int_equal(conf->discovery, CONF_DISCOVERY_CONSUL);
+    assert_string_equal(conf->consul.address, "http://127.0.0.1:8500");
+    assert_string_equal(conf->consul.service, "ws-backend");
+    assert_int_equal(conf->consul.ntags, 1);
+    assert_string_equal(conf->consul.datacenter, "dc1");
+    assert_non_null(conf->consul.token_file);
+    assert_non_null(conf->consul.ca_file);
+    assert_non_null(conf->consul.cert_file);
+    assert_non_null(conf->consul.key_file);
+    assert_int_equal(conf->consul.wait_ms, 5 * 60000);
+    assert_int_equal(conf->consul.retry_max_ms, 1000);
+    assert_true(conf->consul.stale);
+    assert_false(conf->consul.register_self);
+    conf_destroy(conf);
+    free(text);
 }
 
 struct bad_row {
@@ -311,7 +526,9 @@ static const struct bad_row bad_rows[] = {
     ROW(L "retry_next yes\n", "t.conf:2: \"retry_next yes\" is not on or off"),
     ROW(L "hash maglev\n", "t.conf:2: \"hash maglev\" is not ring or rendezvous"),
     ROW(L "key_missing drop\n", "t.conf:2: \"key_missing drop\" is not reject or client_ip"),
-    ROW(L "discovery consul\n", "t.conf:2: \"discovery consul\" is not a supported source (use static)"),
+    ROW(L "discovery etcd\n", "t.conf:2: \"discovery etcd\" is not a supported source (use static or consul)"),
+    ROW(L "ring_hold 61s\n", "t.conf:2: \"ring_hold 61s\" is longer than 1m"),
+    ROW(L "ring_hold 1\n", "t.conf:2: \"ring_hold 1\" is not a duration (use ms, s, m or h)"),
     /* addresses */
     ROW("listen 127.0.0.1\n", "t.conf:1: \"listen 127.0.0.1\" is not an address (use IPv4:port, [IPv6]:port or host:port)"),
     ROW("listen 127.0.0.1:0\n", "t.conf:1: \"listen 127.0.0.1:0\" has a bad port (use 1..65535)"),
@@ -348,7 +565,7 @@ static const struct bad_row bad_rows[] = {
     ROW(L "key cookie:\n", "t.conf:2: \"key cookie:\" has a bad name (use an RFC 9110 token)"),
     ROW(L "key query:a=b\n", "t.conf:2: \"key query:a=b\" has a bad query parameter name"),
     /* blocks: the syntax pass runs before any directive is looked at */
-    ROW(L "consul {\n  service ws\n}\n", "t.conf:2: unknown block \"consul\""),
+    ROW(L "etcd {\n}\n", "t.conf:2: unknown block \"etcd\""),
     ROW(L "listen 1.2.3.4:80 {\n}\n", "t.conf:2: \"listen\" does not take a block"),
     ROW(L "consul {\n  wait 5m\n\n", "t.conf:2: unterminated block \"consul\" (no \"}\")"),
     ROW("foo 1\na {\n}\netcd {\n", "t.conf:4: unterminated block \"etcd\" (no \"}\")"),
@@ -358,6 +575,47 @@ static const struct bad_row bad_rows[] = {
     ROW(L "a { x\n", "t.conf:2: \"{\" must be the last word on its line"),
     ROW(L "{\n}\n", "t.conf:2: \"{\" needs a block name before it"),
     ROW(L "a {\n} x\n", "t.conf:3: \"}\" must be alone on its line"),
+    /* the consul block: its place, its lines */
+    ROW(L "consul\n", "t.conf:2: \"consul\" is a block (write \"consul {\", its lines, then \"}\")"),
+    ROW(C "consul dc1 {\n}\n", "t.conf:3: \"consul\" takes 0 arguments, got 1"),
+    ROW(C "consul {\n service a\n}\n\nconsul {\n service b\n}\n", "t.conf:7: \"consul\" is a duplicate (first on line 3)"),
+    ROW(C "consul {\n  wait 1m\n}\n", "t.conf:3: no \"service\" directive in block \"consul\" (it is required)"),
+    ROW(C "consul {\n}\n", "t.conf:3: no \"service\" directive in block \"consul\" (it is required)"),
+    ROW(C "consul {\n  servce ws\n}\n", "t.conf:4: unknown directive \"servce\" in block \"consul\""),
+    ROW(C "consul {\n  listen 1.2.3.4:80\n}\n", "t.conf:4: \"listen\" is a top-level directive (not allowed in block \"consul\")"),
+    ROW(C "consul {\n  consul\n}\n", "t.conf:4: \"consul\" is a top-level directive (not allowed in block \"consul\")"),
+    ROW(L "service ws\n", "t.conf:2: \"service\" is allowed only in block \"consul\""),
+    ROW(C "consul {\n  service a\n}\nwait 5m\n", "t.conf:6: \"wait\" is allowed only in block \"consul\""),
+    ROW(L "tag {\n}\n", "t.conf:2: \"tag\" is allowed only in block \"consul\""),
+    ROW(C "consul {\n  service a\n  wait 1m\n  wait 2m\n}\n", "t.conf:6: \"wait\" is a duplicate (first on line 5)"),
+    ROW(C "consul {\n  service\n}\n", "t.conf:4: \"service\" takes 1 argument, got 0"),
+    ROW(C "consul {\n  service a b\n}\n", "t.conf:4: \"service\" takes 1 argument, got 2"),
+    /* the consul block: values */
+    ROW(C "consul {\n  address 127.0.0.1:8500\n}\n", "t.conf:4: \"address 127.0.0.1:8500\" is not a URL (use http://host:port or https://host:port)"),
+    ROW(C "consul {\n  address http://consul:8500/v1\n}\n", "t.conf:4: \"address http://consul:8500/v1\" has a path (use http://host:port or https://host:port)"),
+    ROW(C "consul {\n  address https://consul_1:8501\n}\n", "t.conf:4: \"address https://consul_1:8501\" has a bad host name"),
+    ROW(C "consul {\n  address http://[::1]:0\n}\n", "t.conf:4: \"address http://[::1]:0\" has a bad port (use 1..65535)"),
+    ROW(C "consul {\n  service ws/backend\n}\n", "t.conf:4: \"service ws/backend\" is not a service name (letters, digits, -, _ and . only; at most 255)"),
+    ROW(C "consul {\n  service a\n  datacenter dc.1\n}\n", "t.conf:5: \"datacenter dc.1\" is not a datacenter name (letters, digits, - and _ only; at most 255)"),
+    ROW(C "consul {\n  service a\n  tag v2\n  tag v2\n}\n", "t.conf:6: \"tag v2\" is a duplicate"),
+    ROW(C "consul {\n  service a\n  tag \xc3\xa9\n}\n", "t.conf:5: \"tag \xc3\xa9\" is not a tag (visible ASCII only; at most 255)"),
+    ROW(C "consul {\n  service a\n  wait 11m\n}\n", "t.conf:5: \"wait 11m\" is longer than 10m"),
+    ROW(C "consul {\n  service a\n  wait 999ms\n}\n", "t.conf:5: \"wait 999ms\" is shorter than 1s"),
+    ROW(C "consul {\n  service a\n  wait 0\n}\n", "t.conf:5: \"wait 0\" is shorter than 1s"),
+    ROW(C "consul {\n  service a\n  wait 25h\n}\n", "t.conf:5: \"wait 25h\" is longer than 24h"),
+    ROW(C "consul {\n  service a\n  retry_max 99ms\n}\n", "t.conf:5: \"retry_max 99ms\" is shorter than 100ms"),
+    ROW(C "consul {\n  service a\n  retry_max 2m\n}\n", "t.conf:5: \"retry_max 2m\" is longer than 1m"),
+    ROW(C "consul {\n  service a\n  stale yes\n}\n", "t.conf:5: \"stale yes\" is not on or off"),
+    /* the consul block: checks on the block's line or on the line at fault */
+    ROW(C "consul {\n  service a\n  cert_file /c.pem\n}\n", "t.conf:3: block \"consul\" has cert_file but no key_file (give both or neither)"),
+    ROW(C "consul {\n  service a\n  key_file /k.pem\n}\n", "t.conf:3: block \"consul\" has key_file but no cert_file (give both or neither)"),
+    ROW(C "admin off\nconsul {\n  service a\n  register on\n}\n", "t.conf:6: \"register on\" needs the admin listener (the Consul check polls /healthz; admin is off)"),
+    ROW(L "discovery consul\n", "t.conf:2: \"discovery consul\" needs a \"consul {\" ... \"}\" block"),
+    ROW(L "consul {\n  service ws\n}\n", "t.conf:2: the consul block needs \"discovery consul\" (discovery is static)"),
+    ROW(L "discovery static\nconsul {\n  service ws\n}\n", "t.conf:3: the consul block needs \"discovery consul\" (discovery is static)"),
+    ROW(L "consul {\n}\n", "t.conf:2: the consul block needs \"discovery consul\" (discovery is static)"),
+    ROW(C "backend a 127.0.0.1:1\nbackend b 127.0.0.1:2\nconsul {\n  service ws\n}\n", "t.conf:3: backend lines are used only with \"discovery static\""),
+    ROW(L "backend a 127.0.0.1:1\nconsul {\n  service ws\n}\ndiscovery consul\n", "t.conf:2: backend lines are used only with \"discovery static\""),
     /* bytes */
     ROW(L "vnodes 1\0\n", "t.conf:2: control byte 0x00 (only tab, CR and LF may appear)"),
     ROW("\0", "t.conf:1: control byte 0x00 (only tab, CR and LF may appear)"),
@@ -485,7 +743,9 @@ test_every_directive_is_in_the_example(void **state)
     for (const char *const *name = conf_directive_names(); *name != NULL; name++, n++) {
         char line[64];
 
-        snprintf(line, sizeof(line), "\n%s ", *name);
+        /* A block is commented out (the example runs with static members): "#consul {". */
+        snprintf(line, sizeof(line),
+                 conf_block_directive_names(*name) != NULL ? "\n#%s {\n" : "\n%s ", *name);
         if (strstr(text, line) == NULL) {
             fail_msg("directive \"%s\" is not set in conf/proxy.conf", *name);
         }
@@ -493,8 +753,22 @@ test_every_directive_is_in_the_example(void **state)
             assert_string_not_equal(*other, *name);
         }
     }
-    assert_int_equal(n, 15);
+    assert_int_equal(n, 17);
     assert_string_equal(conf_directive_names()[0], "listen");
+    /* ... and its lines as "#    NAME ...". */
+    n = 0;
+    for (const char *const *name = conf_block_directive_names("consul"); *name != NULL;
+         name++, n++) {
+        char line[64];
+
+        snprintf(line, sizeof(line), "\n#    %s ", *name);
+        if (strstr(text, line) == NULL) {
+            fail_msg("directive \"%s\" of block \"consul\" is not in conf/proxy.conf", *name);
+        }
+    }
+    assert_int_equal(n, 12);
+    assert_null(conf_block_directive_names("etcd"));
+    assert_null(conf_block_directive_names("listen"));
     free(text);
 }
 
@@ -516,6 +790,14 @@ test_every_directive_is_in_the_readme(void **state)
         snprintf(row, sizeof(row), "| `%s ", *name);
         if (strstr(text, row) == NULL) {
             fail_msg("directive \"%s\" has no row in README.md", *name);
+        }
+        /* A block's directives have rows "| `BLOCK { NAME ...". */
+        for (const char *const *inner = conf_block_directive_names(*name);
+             inner != NULL && *inner != NULL; inner++) {
+            snprintf(row, sizeof(row), "| `%s { %s ", *name, *inner);
+            if (strstr(text, row) == NULL) {
+                fail_msg("directive \"%s\" of block \"%s\" has no row in README.md", *inner, *name);
+            }
         }
     }
     free(text);
@@ -734,6 +1016,84 @@ test_address_equality_and_format(void **state)
     free(text);
 }
 
+static const char *
+value_base_url(const char *text, char **out)
+{
+    char *copy = exact_copy(text);
+    const char *what = conf_value_base_url(copy, strlen(text), out);
+
+    free(copy);
+    return what;
+}
+
+static void
+test_base_urls(void **state)
+{
+    static const struct {
+        const char *text, *url;
+    } good[] = {
+        { "http://127.0.0.1:8500", "http://127.0.0.1:8500" },
+        { "http://127.0.0.1:8500/", "http://127.0.0.1:8500" },
+        { "https://consul.example.com", "https://consul.example.com" },
+        { "https://Consul-1.example:8501/", "https://Consul-1.example:8501" },
+        { "http://[::1]:8500", "http://[::1]:8500" },
+        { "http://[::1]/", "http://[::1]" },
+        { "http://localhost:08500", "http://localhost:08500" },
+    };
+    static const char *const bad[] = {
+        "",
+        "http://",
+        "https://",
+        "http:///",
+        "http:/x",
+        "ftp://x",
+        "HTTP://x",
+        "x://y",
+        "127.0.0.1:8500",
+        "unix:///var/run/consul.sock",
+        "http://x/y",
+        "http://x//",
+        "http://x/v1/",
+        "http://x:",
+        "http://x:0",
+        "http://x:65536",
+        "http://x:8500:1",
+        "http://[::1",
+        "http://[::1]x",
+        "http://[::1]:",
+        "http://[]:80",
+        "http://[1.2.3.4]:80",
+        "http://::1",
+        "http://::1:8500",
+        "http://user@x",
+        "http://x?y",
+        "http://a_b",
+        "http://1.2.3.4.5",
+        "http://-a",
+        "http://a b",
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        char *url = NULL;
+        const char *what = value_base_url(good[i].text, &url);
+
+        if (what != NULL) {
+            fail_msg("\"%s\": %s", good[i].text, what);
+        }
+        assert_string_equal(url, good[i].url);
+        free(url);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char *url = NULL;
+
+        if (value_base_url(bad[i], &url) == NULL) {
+            fail_msg("\"%s\" was accepted", bad[i]);
+        }
+        assert_null(url);
+    }
+}
+
 static void
 test_key_rules(void **state)
 {
@@ -780,6 +1140,10 @@ main(void)
         cmocka_unit_test(test_every_default),
         cmocka_unit_test(test_every_value_is_read),
         cmocka_unit_test(test_comments_and_blank_lines),
+        cmocka_unit_test(test_consul_every_value),
+        cmocka_unit_test(test_consul_defaults),
+        cmocka_unit_test(test_consul_limits),
+        cmocka_unit_test(test_example_consul_block_parses),
         cmocka_unit_test(test_bad_configs),
         cmocka_unit_test(test_line_length_limit),
         cmocka_unit_test(test_long_words_are_clipped),
@@ -793,6 +1157,7 @@ main(void)
         cmocka_unit_test(test_addresses),
         cmocka_unit_test(test_host_names),
         cmocka_unit_test(test_address_equality_and_format),
+        cmocka_unit_test(test_base_urls),
         cmocka_unit_test(test_key_rules),
     };
 
