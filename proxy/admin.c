@@ -19,6 +19,8 @@ struct admin {
     struct evhttp *http;          /* owned */
     const struct conf *conf;      /* borrowed */
     struct route *const *current; /* borrowed; the main thread's current route */
+    admin_ring_fn ring;           /* answers /ring */
+    void *ring_arg;
 };
 
 /* Sends JSON (consumed) with STATUS. */
@@ -97,15 +99,23 @@ admin_on_lookup(struct evhttp_request *req, void *arg)
 }
 
 static void
+admin_on_ring(struct evhttp_request *req, void *arg)
+{
+    struct admin *admin = arg;
+
+    admin_reply_json(req, 200, admin->ring(admin->ring_arg));
+}
+
+static void
 admin_on_other(struct evhttp_request *req, void *arg)
 {
     (void)arg;
-    admin_reply_error(req, 404, "not found; try /healthz or /lookup?key=K");
+    admin_reply_error(req, 404, "not found; try /healthz, /ring or /lookup?key=K");
 }
 
 struct admin *
 admin_start(struct event_base *base, const struct conf *conf, struct route *const *current,
-            char *err, size_t err_len)
+            admin_ring_fn ring, void *ring_arg, char *err, size_t err_len)
 {
     struct admin *admin = calloc(1, sizeof(*admin));
 
@@ -116,9 +126,12 @@ admin_start(struct event_base *base, const struct conf *conf, struct route *cons
     }
     admin->conf = conf;
     admin->current = current;
+    admin->ring = ring;
+    admin->ring_arg = ring_arg;
     evhttp_set_allowed_methods(admin->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
     evhttp_set_cb(admin->http, "/healthz", admin_on_healthz, admin);
     evhttp_set_cb(admin->http, "/lookup", admin_on_lookup, admin);
+    evhttp_set_cb(admin->http, "/ring", admin_on_ring, admin);
     evhttp_set_gencb(admin->http, admin_on_other, admin);
     if (evhttp_bind_socket_with_handle(admin->http, conf->admin.host, conf->admin.port) == NULL) {
         snprintf(err, err_len, "admin %s:%u: cannot listen (address in use?)", conf->admin.host,

@@ -9,12 +9,17 @@ struct event_base;
 struct route;
 struct admin;
 
+/* Returns a new JSON object for GET /ring (members, fingerprints, source, watch state). */
+typedef struct json_t *(*admin_ring_fn)(void *arg);
+
 /*
  * Serves CONF's admin address on BASE. *CURRENT is read on every request, so
- * the caller may swap the route it points to. Returns NULL with ERR on failure.
+ * the caller may swap the route it points to; RING(RING_ARG) answers /ring.
+ * Returns NULL with ERR on failure.
  */
 struct admin *admin_start(struct event_base *base, const struct conf *conf,
-                          struct route *const *current, char *err, size_t err_len);
+                          struct route *const *current, admin_ring_fn ring, void *ring_arg,
+                          char *err, size_t err_len);
 /* Accepts NULL. */
 void admin_stop(struct admin *admin);
 

@@ -14,8 +14,12 @@
 #include <event2/thread.h>
 
 #include "conf/conf.h"
+#include "discovery/consul.h"
+#include "discovery/consul_register.h"
+#include "discovery/curl_event.h"
 #include "proxy/admin.h"
 #include "proxy/log.h"
+#include "proxy/publisher.h"
 #include "proxy/route.h"
 #include "proxy/worker.h"
 #include "ring/ring.h"
@@ -26,7 +30,10 @@
 struct main_state {
     struct event_base *base;
     const struct conf *conf;
-    struct route *route; /* reference; the current snapshot */
+    struct publisher *publisher; /* owned; holds the current route */
+    struct curl_event *curl;     /* owned or NULL; the Consul watch's transport */
+    struct consul_watch *watch;  /* owned or NULL */
+    struct consul_register *reg; /* owned or NULL; `register on` */
     struct worker *workers[MAIN_MAX_WORKERS];
     unsigned nworkers; /* created */
     unsigned nstarted; /* threads running */
@@ -54,10 +61,12 @@ main_raise_nofile(void)
     }
 }
 
+/* The route wsring starts with: the static members, or an empty ring until the source answers. */
 static struct route *
-main_build_route(const struct conf *conf)
+main_first_route(const struct conf *conf)
 {
-    struct member_set *members = conf_static_members(conf);
+    struct member_set *members =
+        conf->discovery == CONF_DISCOVERY_STATIC ? conf_static_members(conf) : member_set_create();
     struct ring *ring;
 
     if (members == NULL) {
@@ -65,6 +74,53 @@ main_build_route(const struct conf *conf)
     }
     ring = ring_build(members, &conf->ring);
     return ring != NULL ? route_create(ring, NULL) : NULL;
+}
+
+static void
+main_publish(struct route *route, void *arg)
+{
+    struct main_state *st = arg;
+
+    for (unsigned i = 0; i < st->nworkers; i++) {
+        worker_set_route(st->workers[i], route);
+    }
+}
+
+static json_t *
+main_watch_status(void *arg)
+{
+    return consul_watch_status(arg);
+}
+
+/* Starts the member source; static members are already in the first route. */
+static int
+main_start_source(struct main_state *st)
+{
+    char err[256];
+
+    if (st->conf->discovery != CONF_DISCOVERY_CONSUL) {
+        return 0;
+    }
+    st->curl = curl_event_create(st->base);
+    if (st->curl == NULL) {
+        log_msg(LOG_ERROR, "event=start_failed error=\"libcurl: out of memory\"");
+        return -1;
+    }
+    st->watch = consul_watch_start(st->base, st->curl, st->conf, publisher_offer, st->publisher,
+                                   err, sizeof(err));
+    if (st->watch == NULL) {
+        log_msg(LOG_ERROR, "event=start_failed error=\"%s\"", err);
+        return -1;
+    }
+    publisher_set_status(st->publisher, main_watch_status, st->watch);
+    if (st->conf->consul.register_self) {
+        st->reg = consul_register_start(st->base, st->curl, st->conf, err, sizeof(err));
+        if (st->reg == NULL) {
+            log_msg(LOG_ERROR, "event=start_failed error=\"%s\"", err);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 static void
@@ -98,11 +154,12 @@ main_worker_count(const struct conf *conf)
 static int
 main_start_workers(struct main_state *st)
 {
+    struct route *route = *publisher_current(st->publisher);
     char err[256];
     unsigned n = main_worker_count(st->conf);
 
     for (unsigned i = 0; i < n; i++) {
-        st->workers[i] = worker_create(i, st->conf, st->route, err, sizeof(err));
+        st->workers[i] = worker_create(i, st->conf, route, err, sizeof(err));
         if (st->workers[i] == NULL) {
             log_msg(LOG_ERROR, "event=start_failed error=\"%s\"", err);
             return -1;
@@ -119,57 +176,75 @@ main_start_workers(struct main_state *st)
     return 0;
 }
 
+static void
+main_stop(struct main_state *st)
+{
+    consul_register_stop(st->reg); /* first: stop being sent new clients */
+    consul_watch_stop(st->watch);
+    curl_event_destroy(st->curl);
+    for (unsigned i = 0; i < st->nworkers; i++) {
+        if (i < st->nstarted) {
+            worker_stop(st->workers[i]);
+        }
+        worker_destroy(st->workers[i]);
+    }
+    publisher_destroy(st->publisher);
+    if (st->base != NULL) {
+        event_base_free(st->base);
+    }
+}
+
 static int
 main_run(const struct conf *conf)
 {
     struct main_state st = { .conf = conf };
     struct event *sigs[2] = { NULL, NULL };
     struct admin *admin = NULL;
+    struct route *first = main_first_route(conf);
+    const char *source = conf->discovery == CONF_DISCOVERY_CONSUL ? "consul" : "static";
     char err[256];
     int rc = 1;
 
-    st.route = main_build_route(conf);
     st.base = event_base_new();
-    if (st.route == NULL || st.base == NULL) {
+    if (first == NULL || st.base == NULL ||
+        (st.publisher = publisher_create(st.base, conf, first, source, main_publish, &st)) ==
+            NULL) {
         log_msg(LOG_ERROR, "event=start_failed error=\"out of memory\"");
         goto fail;
     }
+    first = NULL;
     if (conf->admin.host != NULL) {
-        admin = admin_start(st.base, conf, &st.route, err, sizeof(err));
+        admin = admin_start(st.base, conf, publisher_current(st.publisher), publisher_ring_json,
+                            st.publisher, err, sizeof(err));
         if (admin == NULL) {
             log_msg(LOG_ERROR, "event=start_failed error=\"%s\"", err);
             goto fail;
         }
     }
-    if (main_start_workers(&st) == -1) {
+    /* Listen at once: until the source answers, an empty ring answers 503. */
+    if (main_start_workers(&st) == -1 || main_start_source(&st) == -1) {
         goto fail;
     }
     sigs[0] = evsignal_new(st.base, SIGTERM, main_on_signal, &st);
     sigs[1] = evsignal_new(st.base, SIGINT, main_on_signal, &st);
     evsignal_add(sigs[0], NULL);
     evsignal_add(sigs[1], NULL);
-    log_msg(LOG_INFO, "event=ready conf=%s workers=%u listen=%s:%u members=%zu hash=%s ring=%s",
-            conf->file, st.nworkers, conf->listen[0].host, conf->listen[0].port,
-            st.route->nbackends, ring_algo_name(conf->ring.algo), st.route->fingerprint);
+    log_msg(LOG_INFO,
+            "event=ready conf=%s workers=%u listen=%s:%u source=%s members=%zu hash=%s ring=%s",
+            conf->file, st.nworkers, conf->listen[0].host, conf->listen[0].port, source,
+            (*publisher_current(st.publisher))->nbackends, ring_algo_name(conf->ring.algo),
+            (*publisher_current(st.publisher))->fingerprint);
     event_base_dispatch(st.base);
     rc = 0;
 fail:
-    for (unsigned i = 0; i < st.nworkers; i++) {
-        if (i < st.nstarted) {
-            worker_stop(st.workers[i]);
-        }
-        worker_destroy(st.workers[i]);
-    }
     for (int i = 0; i < 2; i++) {
         if (sigs[i] != NULL) {
             event_free(sigs[i]);
         }
     }
     admin_stop(admin);
-    route_unref(st.route);
-    if (st.base != NULL) {
-        event_base_free(st.base);
-    }
+    route_unref(first);
+    main_stop(&st);
     if (rc == 0) {
         log_msg(LOG_INFO, "event=stopped");
     }
@@ -235,7 +310,9 @@ main(int argc, char **argv)
         conf_destroy(conf);
         return 1;
     }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
     rc = main_run(conf);
+    curl_global_cleanup();
     conf_destroy(conf);
     return rc;
 }

@@ -130,6 +130,37 @@ worker_on_stop(evutil_socket_t fd, short what, void *arg)
     event_base_loopbreak(w->base);
 }
 
+static void
+worker_on_route(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    struct route *next;
+
+    (void)fd;
+    (void)what;
+    pthread_mutex_lock(&w->route_lock);
+    next = w->route_pending;
+    w->route_pending = NULL;
+    pthread_mutex_unlock(&w->route_lock);
+    if (next != NULL) {
+        route_unref(w->route);
+        w->route = next;
+    }
+}
+
+void
+worker_set_route(struct worker *w, struct route *route)
+{
+    struct route *old;
+
+    pthread_mutex_lock(&w->route_lock);
+    old = w->route_pending;
+    w->route_pending = route_ref(route);
+    pthread_mutex_unlock(&w->route_lock);
+    route_unref(old);
+    event_active(&w->route_ev, EV_READ, 0);
+}
+
 struct worker *
 worker_create(unsigned id, const struct conf *conf, struct route *route, char *err, size_t err_len)
 {
@@ -141,6 +172,7 @@ worker_create(unsigned id, const struct conf *conf, struct route *route, char *e
     }
     w->id = id;
     w->conf = conf;
+    pthread_mutex_init(&w->route_lock, NULL);
     TAILQ_INIT(&w->conns);
     w->base = event_base_new();
     w->scratch_len = WORKER_SCRATCH_BYTES;
@@ -168,6 +200,7 @@ worker_create(unsigned id, const struct conf *conf, struct route *route, char *e
     }
     evtimer_assign(&w->accept_pause, w->base, worker_on_accept_resume, w);
     event_assign(&w->stop_ev, w->base, -1, 0, worker_on_stop, w);
+    event_assign(&w->route_ev, w->base, -1, 0, worker_on_route, w);
     return w;
 }
 
@@ -196,6 +229,8 @@ worker_destroy(struct worker *w)
     }
     free(w->listeners);
     route_unref(w->route);
+    route_unref(w->route_pending);
+    pthread_mutex_destroy(&w->route_lock);
     free(w->scratch);
     if (w->base != NULL) {
         event_base_free(w->base);

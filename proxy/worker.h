@@ -35,9 +35,12 @@ struct worker {
     struct route *route;               /* reference; taken by each new conn */
     struct worker_listener *listeners; /* owned array of nlisteners */
     size_t nlisteners;
-    struct event accept_pause; /* re-enables accepting after EMFILE */
-    struct event stop_ev;      /* activated from the main thread */
-    uint8_t *scratch;          /* owned; relay read buffer */
+    struct event accept_pause;   /* re-enables accepting after EMFILE */
+    struct event stop_ev;        /* activated from the main thread */
+    struct event route_ev;       /* activated from the main thread: take route_pending */
+    pthread_mutex_t route_lock;  /* guards route_pending only (control path, not per message) */
+    struct route *route_pending; /* reference, or NULL; the next route to use */
+    uint8_t *scratch;            /* owned; relay read buffer */
     size_t scratch_len;
     TAILQ_HEAD(, conn) conns;
     size_t nconns;
@@ -55,6 +58,11 @@ struct worker *worker_create(unsigned id, const struct conf *conf, struct route 
 int worker_start(struct worker *w);
 /* Asks the thread to stop (closing every connection) and joins it. */
 void worker_stop(struct worker *w);
+/*
+ * Hands the worker ROUTE (a reference is taken) for its new connections; live
+ * connections keep theirs. Safe from any thread; the worker picks it up soon.
+ */
+void worker_set_route(struct worker *w, struct route *route);
 /* Frees a stopped or never-started worker. Accepts NULL. */
 void worker_destroy(struct worker *w);
 /* Opens a non-blocking SO_REUSEPORT TCP listener on HOST:PORT. Returns the fd, or -1 with ERR. */

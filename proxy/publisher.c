@@ -1,0 +1,211 @@
+/* Member sets -> debounced, built, logged, published routes (DESIGN §5). */
+#include "proxy/publisher.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "conf/conf.h"
+#include "proxy/log.h"
+#include "proxy/route.h"
+#include "ring/member_set.h"
+#include "ring/ring.h"
+
+#define PUBLISHER_LIST_LEN 512 /* bytes of added/removed ids in one log line */
+
+struct publisher {
+    const struct conf *conf;     /* borrowed; outlives the publisher */
+    struct route *route;         /* reference; the current one */
+    const char *source;          /* static string */
+    time_t last_update;          /* when route took effect */
+    unsigned long long nchanges; /* membership changes applied */
+    struct member_set *pending;  /* owned or NULL; waiting for ring_hold */
+    struct event *hold;          /* owned */
+    publisher_publish_fn publish;
+    void *publish_arg;
+    publisher_status_fn status;
+    void *status_arg;
+};
+
+/* Appends ID to LIST (comma-separated), marking a cut with "...". */
+static void
+publisher_list_add(char *list, const char *id)
+{
+    size_t len = strlen(list);
+
+    if (len + strlen(id) + 5 >= PUBLISHER_LIST_LEN) {
+        if (len + 4 < PUBLISHER_LIST_LEN && (len < 3 || strcmp(list + len - 3, "...") != 0)) {
+            strcat(list, len > 0 ? ",..." : "...");
+        }
+        return;
+    }
+    snprintf(list + len, PUBLISHER_LIST_LEN - len, "%s%s", len > 0 ? "," : "", id);
+}
+
+/* Logs the change from OLD to NEW: who joined, who left, the new fingerprints. */
+static void
+publisher_log_change(const struct publisher *p, const struct member_set *old,
+                     const struct route *route)
+{
+    const struct member_set *new = ring_members(route->ring);
+    char added[PUBLISHER_LIST_LEN] = "", removed[PUBLISHER_LIST_LEN] = "";
+    char membership[RING_FINGERPRINT_LEN];
+    size_t i = 0, j = 0, n = member_set_count(old), m = member_set_count(new);
+
+    /* Both sets are sorted by id: one merge walk finds the differences. */
+    while (i < n || j < m) {
+        const struct member *a = i < n ? member_set_at(old, i) : NULL;
+        const struct member *b = j < m ? member_set_at(new, j) : NULL;
+        int cmp = a == NULL ? 1 : b == NULL ? -1 : strcmp(a->id, b->id);
+
+        if (cmp < 0) {
+            publisher_list_add(removed, a->id);
+            i++;
+        } else if (cmp > 0) {
+            publisher_list_add(added, b->id);
+            j++;
+        } else {
+            if (strcmp(a->address, b->address) != 0 || a->weight != b->weight) {
+                publisher_list_add(added, b->id); /* changed: listed as re-added */
+            }
+            i++;
+            j++;
+        }
+    }
+    ring_fingerprint_format(ring_membership_fingerprint(route->ring), membership);
+    log_msg(LOG_INFO,
+            "event=ring_changed source=%s members=%zu fingerprint=%s membership=%s added=%s "
+            "removed=%s",
+            p->source, m, route->fingerprint, membership, added[0] ? added : "-",
+            removed[0] ? removed : "-");
+}
+
+static void
+publisher_apply(struct publisher *p)
+{
+    struct member_set *set = p->pending;
+    const struct member_set *old = ring_members(p->route->ring);
+    struct ring *ring;
+    struct route *route;
+
+    p->pending = NULL;
+    if (set == NULL) {
+        return;
+    }
+    if (member_set_equal(set, old)) {
+        member_set_destroy(set);
+        return;
+    }
+    ring = ring_rebuild(p->route->ring, set);
+    route = ring != NULL ? route_create(ring, p->route) : NULL;
+    if (route == NULL) {
+        log_msg(LOG_ERROR, "event=ring_build_failed error=\"out of memory\" action=\"keeping the "
+                           "current ring\"");
+        return;
+    }
+    publisher_log_change(p, old, route);
+    p->publish(route, p->publish_arg);
+    route_unref(p->route);
+    p->route = route;
+    p->last_update = time(NULL);
+    p->nchanges++;
+}
+
+static void
+publisher_on_hold(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    publisher_apply(arg);
+}
+
+void
+publisher_offer(struct member_set *members, void *arg)
+{
+    struct publisher *p = arg;
+    uint64_t ms = p->conf->ring_hold_ms;
+    struct timeval tv = { .tv_sec = (time_t)(ms / 1000),
+                          .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
+
+    member_set_destroy(p->pending);
+    p->pending = members;
+    /* The first set of a burst arms the timer; later ones only replace it, so churn cannot starve.
+     */
+    if (!evtimer_pending(p->hold, NULL)) {
+        evtimer_add(p->hold, &tv);
+    }
+}
+
+struct publisher *
+publisher_create(struct event_base *base, const struct conf *conf, struct route *initial,
+                 const char *source, publisher_publish_fn publish, void *publish_arg)
+{
+    struct publisher *p = calloc(1, sizeof(*p));
+
+    if (p == NULL || (p->hold = evtimer_new(base, publisher_on_hold, p)) == NULL) {
+        free(p);
+        route_unref(initial);
+        return NULL;
+    }
+    p->conf = conf;
+    p->route = initial;
+    p->source = source;
+    p->last_update = time(NULL);
+    p->publish = publish;
+    p->publish_arg = publish_arg;
+    return p;
+}
+
+void
+publisher_destroy(struct publisher *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    event_free(p->hold);
+    member_set_destroy(p->pending);
+    route_unref(p->route);
+    free(p);
+}
+
+struct route *const *
+publisher_current(const struct publisher *p)
+{
+    return &p->route;
+}
+
+void
+publisher_set_status(struct publisher *p, publisher_status_fn status, void *arg)
+{
+    p->status = status;
+    p->status_arg = arg;
+}
+
+json_t *
+publisher_ring_json(void *arg)
+{
+    const struct publisher *p = arg;
+    const struct ring *ring = p->route->ring;
+    const struct member_set *set = ring_members(ring);
+    char membership[RING_FINGERPRINT_LEN];
+    json_t *members = json_array(), *root;
+
+    for (size_t i = 0; i < member_set_count(set); i++) {
+        const struct member *m = member_set_at(set, i);
+
+        json_array_append_new(members, json_pack("{s:s, s:s, s:i}", "id", m->id, "address",
+                                                 m->address, "weight", (int)m->weight));
+    }
+    ring_fingerprint_format(ring_membership_fingerprint(ring), membership);
+    root = json_pack("{s:o, s:s, s:s, s:s, s:i, s:s, s:I, s:I}", "members", members, "fingerprint",
+                     p->route->fingerprint, "membership_fingerprint", membership, "hash",
+                     ring_algo_name(ring_params(ring)->algo), "vnodes",
+                     (int)ring_params(ring)->vnodes, "source", p->source, "last_update",
+                     (json_int_t)p->last_update, "changes", (json_int_t)p->nchanges);
+    if (root != NULL && p->status != NULL) {
+        json_object_set_new(root, "watch", p->status(p->status_arg));
+    }
+    return root;
+}

@@ -1,0 +1,47 @@
+/*
+ * Turns the member sets a source emits into published routes (DESIGN §5):
+ * debounced by ring_hold, built once (incrementally where the algorithm can),
+ * logged with the fingerprint and the members added and removed, handed to
+ * every worker. Main thread only.
+ */
+#ifndef WSRING_PROXY_PUBLISHER_H
+#define WSRING_PROXY_PUBLISHER_H
+
+#include <jansson.h>
+#include <time.h>
+
+struct conf;
+struct event_base;
+struct member_set;
+struct route;
+struct worker;
+
+/* Gives every worker the new ROUTE. */
+typedef void (*publisher_publish_fn)(struct route *route, void *arg);
+/* Returns a new JSON object describing the source's state, or NULL. */
+typedef json_t *(*publisher_status_fn)(void *arg);
+
+struct publisher;
+
+/*
+ * Starts from INITIAL (the publisher takes the caller's reference) whose
+ * members came from SOURCE ("static", "consul"). Returns NULL on ENOMEM.
+ */
+struct publisher *publisher_create(struct event_base *base, const struct conf *conf,
+                                   struct route *initial, const char *source,
+                                   publisher_publish_fn publish, void *publish_arg);
+/* Accepts NULL. */
+void publisher_destroy(struct publisher *p);
+/* Where the current route is kept: admin reads it on each request. */
+struct route *const *publisher_current(const struct publisher *p);
+/* Sets where /ring's "watch" object comes from. */
+void publisher_set_status(struct publisher *p, publisher_status_fn status, void *arg);
+/*
+ * A source_emit_fn: takes ownership of MEMBERS; applies them after ring_hold
+ * (a newer set offered meanwhile replaces it). ARG is the publisher.
+ */
+void publisher_offer(struct member_set *members, void *arg);
+/* An admin_ring_fn: GET /ring as JSON. ARG is the publisher. */
+json_t *publisher_ring_json(void *arg);
+
+#endif /* WSRING_PROXY_PUBLISHER_H */
