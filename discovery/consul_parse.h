@@ -30,13 +30,15 @@ struct member_set;
  * - Node.Node and Service.ID are non-empty strings without control bytes.
  *   Ids are only ever compared bytewise: "a/b" + "/" + "c" and "a" + "/" +
  *   "b/c" are the same id, so such an answer is refused as a duplicate.
- * - An empty, absent Service.Address means Node.Address. The address is
- *   1..253 bytes of letters, digits and ".-_:%"; one containing ':' is an
- *   IPv6 literal and gets brackets. Port 0 (registered without a port) is
- *   refused with its own phrase.
+ * - An empty or absent Service.Address means Node.Address. The address is
+ *   1..253 bytes of letters, digits and ".-_:%"; one with ':' or '%' must be
+ *   an IPv6 literal (inet_pton, optional "%zone") and gets brackets; anything
+ *   else (an IPv4 literal, a host name) is kept as is. Port 0 (registered
+ *   without a port) is refused with its own phrase.
  * - Service.Weights absent or null means weight 1, and so does an absent
- *   Weights.Passing. Consul refuses Passing < 1 at registration; 0, negative,
- *   fractional or above MEMBER_SET_MAX_WEIGHT is refused here.
+ *   Weights.Passing. Consul's agent refuses Passing < 1 at registration, so 0,
+ *   negative or fractional means a broken answer. Consul allows up to 65535;
+ *   a Passing above MEMBER_SET_MAX_WEIGHT is refused here all the same.
  * - Everything else (Tags, Meta, TaggedAddresses, Checks, Service.Meta.public_url,
  *   unknown fields) is ignored.
  * On success *WHY is set to NULL. The caller destroys the set.
