@@ -93,6 +93,7 @@ static const char *conf_set_timeout(void *field, char **args, int nargs);
 static const char *conf_set_head_bytes(void *field, char **args, int nargs);
 static const char *conf_set_key_bytes(void *field, char **args, int nargs);
 static const char *conf_set_ring_hold(void *field, char **args, int nargs);
+static const char *conf_set_migrate_rate(void *field, char **args, int nargs);
 static const char *conf_set_discovery(void *field, char **args, int nargs);
 static const char *conf_add_backend(void *field, char **args, int nargs);
 static const char *conf_set_consul_address(void *field, char **args, int nargs);
@@ -126,6 +127,9 @@ static const struct conf_directive conf_directives[] = {
     { "max_head_bytes",    1, 1, conf_set_head_bytes,   FIELD(max_head_bytes),        "16k",            0 },
     { "max_key_bytes",     1, 1, conf_set_key_bytes,    FIELD(max_key_bytes),         "256",            0 },
     { "ring_hold",         1, 1, conf_set_ring_hold,    FIELD(ring_hold_ms),          "1s",             0 },
+    { "migrate_rate",      1, 1, conf_set_migrate_rate, FIELD(migrate_rate),          "200",            0 },
+    { "close_grace",       1, 1, conf_set_timeout,      FIELD(close_grace_ms),        "5s",             0 },
+    { "drain_timeout",     1, 1, conf_set_timeout,      FIELD(drain_timeout_ms),      "30s",            0 },
     { "discovery",         1, 1, conf_set_discovery,    FIELD(discovery),             "static",         0 },
     { "backend",           2, 4, conf_add_backend,      WHOLE,                        NULL,             REP },
     { "consul",            0, 0, NULL,                  FIELD(consul),                NULL,             BLK },
@@ -459,6 +463,20 @@ conf_set_ring_hold(void *field, char **args, int nargs)
 {
     (void)nargs;
     return conf_msec_between(args[0], 0, 60 * 1000, NULL, "is longer than 1m", field);
+}
+
+/* Misplaced connections closed per second by the whole proxy; 0 = never migrate. */
+static const char *
+conf_set_migrate_rate(void *field, char **args, int nargs)
+{
+    uint64_t n;
+
+    (void)nargs;
+    if (conf_value_uint(args[0], strlen(args[0]), 0, 100000, &n) != NULL) {
+        return "is not a number in 0..100000";
+    }
+    *(unsigned *)field = (unsigned)n;
+    return NULL;
 }
 
 static const char *

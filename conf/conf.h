@@ -94,7 +94,10 @@ struct conf {
     size_t max_head_bytes;
     size_t max_key_bytes;
 
-    uint64_t ring_hold_ms; /* debounce of membership changes; default 1s */
+    uint64_t ring_hold_ms;     /* debounce of membership changes; default 1s */
+    unsigned migrate_rate;     /* misplaced conns closed per second per proxy; 0 = never */
+    uint64_t close_grace_ms;   /* wait for a message boundary before injecting a Close */
+    uint64_t drain_timeout_ms; /* SIGTERM: how long clients get to close */
 
     enum conf_discovery discovery;
     struct conf_consul consul;     /* meaningful with CONF_DISCOVERY_CONSUL */

@@ -18,4 +18,6 @@ CLOSE_REASON(RING_EMPTY,     "ring_empty",     503,    "Service Unavailable")
 CLOSE_REASON(NO_BACKEND,     "no_backend",     502,    "Bad Gateway")
 CLOSE_REASON(NO_MEMORY,      "no_memory",      503,    "Service Unavailable")
 CLOSE_REASON(SHUTDOWN,       "shutdown",       0,      NULL)
+CLOSE_REASON(MIGRATED,       "migrated",       0,      NULL)
+CLOSE_REASON(DRAINED,        "drained",        0,      NULL)
 /* clang-format on */

@@ -57,7 +57,7 @@ conn_start(struct worker *w, const struct worker_listener *listener, int fd,
            const struct sockaddr *peer, socklen_t peer_len)
 {
     struct conn *c = calloc(1, sizeof(*c));
-    struct timeval tv = conn_tv(w->conf->handshake_timeout_ms);
+    struct timeval tv = conn_tv(w->route->conf->handshake_timeout_ms);
     int one = 1;
 
     if (c == NULL) {
@@ -100,7 +100,7 @@ conn_on_handshake_timeout(evutil_socket_t fd, short what, void *arg)
 static int
 conn_head_reserve(struct conn *c)
 {
-    size_t limit = c->worker->conf->max_head_bytes + 1, cap;
+    size_t limit = c->route->conf->max_head_bytes + 1, cap;
     char *p;
 
     if (c->head_len < c->head_cap) {
@@ -123,9 +123,16 @@ conn_head_reserve(struct conn *c)
 static enum close_reason
 conn_route(struct conn *c, const struct head *head, char *key, size_t *key_len)
 {
-    const struct conf *conf = c->worker->conf;
-    enum key_result kr =
-        key_extract(head, conf->keys, conf->nkeys, key, conf->max_key_bytes, key_len);
+    const struct conf *conf;
+    enum key_result kr;
+
+    if (c->route != c->worker->route) {
+        /* Route with the ring and rules in force now, not those at accept. */
+        route_unref(c->route);
+        c->route = route_ref(c->worker->route);
+    }
+    conf = c->route->conf;
+    kr = key_extract(head, conf->keys, conf->nkeys, key, conf->max_key_bytes, key_len);
 
     if (kr == KEY_BAD) {
         return CLOSE_BAD_KEY;
@@ -192,6 +199,11 @@ conn_head_done(struct conn *c)
         return;
     }
     c->upgrade = head.upgrade_ws;
+    if (c->upgrade) {
+        wsframe_init(&c->frames_in);
+        wsframe_scan(&c->frames_in, (const uint8_t *)c->head + head.len, c->head_len - head.len,
+                     WSFRAME_STOP_NONE);
+    }
     if (conn_prepare_forward(c, &head, key, key_len) == -1) {
         conn_close(c, CLOSE_NO_MEMORY);
         return;
@@ -248,8 +260,8 @@ conn_on_head_read(evutil_socket_t fd, short what, void *arg)
         conn_close(c, CLOSE_BAD_HEAD); /* a bare-LF head would never end: say 400 now */
         return;
     }
-    if (end == 0 || end > c->worker->conf->max_head_bytes) {
-        if (c->head_len > c->worker->conf->max_head_bytes) {
+    if (end == 0 || end > c->route->conf->max_head_bytes) {
+        if (c->head_len > c->route->conf->max_head_bytes) {
             conn_close(c, CLOSE_HEAD_TOO_LARGE);
         }
         return;
@@ -264,7 +276,7 @@ static void
 conn_connect_next(struct conn *c)
 {
     struct conn_end *b = &c->end[SIDE_BACKEND];
-    struct timeval tv = conn_tv(c->worker->conf->connect_timeout_ms);
+    struct timeval tv = conn_tv(c->route->conf->connect_timeout_ms);
     int one = 1;
 
     assert(c->state == CONN_CONNECTING);
@@ -284,7 +296,7 @@ conn_connect_next(struct conn *c)
             errno != EINPROGRESS) {
             close(fd);
             route_mark_down(c->route, c->cand[c->icand],
-                            route_now_ms() + c->worker->conf->down_hold_ms);
+                            route_now_ms() + c->route->conf->down_hold_ms);
             continue;
         }
         b->fd = fd;
@@ -309,12 +321,13 @@ conn_on_connected(evutil_socket_t fd, short what, void *arg)
         err = errno;
     }
     if (err == 0) {
+        c->member = m;
         relay_start(c);
         return;
     }
     log_msg(LOG_WARN, "event=backend_down member=%s address=%s error=\"%s\" down_hold_ms=%llu",
-            m->id, m->address, strerror(err), (unsigned long long)c->worker->conf->down_hold_ms);
-    route_mark_down(c->route, c->cand[c->icand], route_now_ms() + c->worker->conf->down_hold_ms);
+            m->id, m->address, strerror(err), (unsigned long long)c->route->conf->down_hold_ms);
+    route_mark_down(c->route, c->cand[c->icand], route_now_ms() + c->route->conf->down_hold_ms);
     close(fd);
     b->fd = -1;
     c->icand++;
@@ -382,7 +395,7 @@ conn_event_del(struct event *ev)
     }
 }
 
-static void
+void
 conn_end_close(struct conn_end *e)
 {
     if (e->fd != -1) {
@@ -412,6 +425,10 @@ conn_close(struct conn *c, enum close_reason reason)
         return;
     }
     c->state = CONN_CLOSED;
+    if (c->queued) {
+        TAILQ_REMOVE(&w->misplaced, c, mlink);
+        c->queued = 0;
+    }
     evtimer_del(&c->timer);
     conn_end_close(&c->end[SIDE_CLIENT]);
     conn_end_close(&c->end[SIDE_BACKEND]);

@@ -25,6 +25,8 @@ enum conn_state {
     CONN_READ_HEAD = 0, /* reading the client's request head (handshake_timeout) */
     CONN_CONNECTING,    /* connecting to a candidate backend (connect_timeout) */
     CONN_RELAY,         /* head forwarded (or being forwarded); bytes relayed both ways */
+    CONN_MIGRATING,     /* a Close is due: relaying on until a server->client message boundary */
+    CONN_CLOSE_SENT,    /* our Close is out, the backend closed: waiting for the client's Close */
     CONN_ANSWERING,     /* wsring's own answer sent; draining the client until EOF or linger */
     CONN_CLOSED,        /* freed right after */
     CONN_STATE_COUNT    /* must stay last */
@@ -64,14 +66,22 @@ struct conn {
     uint64_t key_hash;
     uint32_t cand[ROUTE_MAX_TRIES]; /* backends to try, in order */
     uint8_t ncand;
-    uint8_t icand;          /* the one being tried */
-    unsigned upgrade : 1;   /* the request asked for a WebSocket upgrade */
-    unsigned resp_done : 1; /* the backend's response head has passed */
-    unsigned ws : 1;        /* the backend answered 101: scan frames from here */
-    uint8_t resp_match;     /* CR LF CR LF bytes matched so far in the response */
-    uint16_t resp_status;   /* parsed from the response line */
-    uint8_t resp_line_len;  /* bytes of "HTTP/1.1 NNN" seen */
-    struct wsframe frames;  /* server->client frame boundaries (ws only) */
+    uint8_t icand;               /* the one being tried */
+    unsigned upgrade : 1;        /* the request asked for a WebSocket upgrade */
+    unsigned resp_done : 1;      /* the backend's response head has passed */
+    unsigned ws : 1;             /* the backend answered 101: scan frames from here */
+    uint8_t resp_match;          /* CR LF CR LF bytes matched so far in the response */
+    uint16_t resp_status;        /* parsed from the response line */
+    uint8_t resp_line_len;       /* bytes of "HTTP/1.1 NNN" seen */
+    struct wsframe frames;       /* server->client frame boundaries (ws only) */
+    struct wsframe frames_in;    /* client->server frames: finds the client's Close reply */
+    const struct member *member; /* borrowed from route: the backend we relay to */
+    TAILQ_ENTRY(conn) mlink;     /* in worker->misplaced while queued */
+    uint16_t close_code;         /* CONN_MIGRATING: the code to send (1012, 1001) */
+    uint8_t close_reason;        /* enum close_reason to count once the Close is done */
+    unsigned queued : 1;         /* in worker->misplaced */
+    unsigned grace_over : 1;     /* close_grace passed: a frame boundary will do */
+    unsigned client_closed : 1;  /* the client's Close reply has arrived */
     struct sockaddr_storage peer;
     socklen_t peer_len;
 };
@@ -87,6 +97,15 @@ void conn_close(struct conn *c, enum close_reason reason);
 
 /* event_del() for an event that may never have been assigned. */
 void conn_event_del(struct event *ev);
+/* Closes E's descriptor and drops its pending bytes; the conn lives on. */
+void conn_end_close(struct conn_end *e);
+/*
+ * Ends C gently: a WebSocket gets a Close CODE at the next server->client
+ * message boundary (within close_grace), then the backend is closed and the
+ * client's Close reply awaited; any other conn is closed at once. REASON is
+ * what the close is counted as. C may be freed before this returns.
+ */
+void relay_close_gently(struct conn *c, uint16_t code, enum close_reason reason);
 
 /* Starts relaying (relay.c); the backend's pending bytes already hold the forwarded head. */
 void relay_start(struct conn *c);

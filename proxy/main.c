@@ -4,6 +4,7 @@
  */
 #include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +20,10 @@
 #include "discovery/curl_event.h"
 #include "proxy/admin.h"
 #include "proxy/log.h"
+#include "proxy/migrate.h"
 #include "proxy/publisher.h"
 #include "proxy/route.h"
+#include "proxy/settings.h"
 #include "proxy/worker.h"
 #include "ring/ring.h"
 
@@ -29,7 +32,12 @@
 
 struct main_state {
     struct event_base *base;
-    const struct conf *conf;
+    const char *conf_path;       /* borrowed; argv */
+    struct settings *settings;   /* reference; the conf in force */
+    const struct conf *conf;     /* == settings->conf */
+    struct migrate_pacer pacer;  /* shared by the workers */
+    struct event *drain_check;   /* owned; SIGTERM: polls for the last connection */
+    uint64_t drain_deadline_ms;  /* 0 while not draining */
     struct publisher *publisher; /* owned; holds the current route */
     struct curl_event *curl;     /* owned or NULL; the Consul watch's transport */
     struct consul_watch *watch;  /* owned or NULL */
@@ -63,8 +71,9 @@ main_raise_nofile(void)
 
 /* The route wsring starts with: the static members, or an empty ring until the source answers. */
 static struct route *
-main_first_route(const struct conf *conf)
+main_first_route(struct settings *settings)
 {
+    const struct conf *conf = settings->conf;
     struct member_set *members =
         conf->discovery == CONF_DISCOVERY_STATIC ? conf_static_members(conf) : member_set_create();
     struct ring *ring;
@@ -73,7 +82,7 @@ main_first_route(const struct conf *conf)
         return NULL;
     }
     ring = ring_build(members, &conf->ring);
-    return ring != NULL ? route_create(ring, NULL) : NULL;
+    return ring != NULL ? route_create(ring, settings, NULL) : NULL;
 }
 
 static void
@@ -92,6 +101,21 @@ main_watch_status(void *arg)
     return consul_watch_status(arg);
 }
 
+static int
+main_start_watch(struct main_state *st)
+{
+    char err[256];
+
+    st->watch = consul_watch_start(st->base, st->curl, st->conf, publisher_offer, st->publisher,
+                                   err, sizeof(err));
+    if (st->watch == NULL) {
+        log_msg(LOG_ERROR, "event=consul_watch_failed error=\"%s\"", err);
+        return -1;
+    }
+    publisher_set_status(st->publisher, main_watch_status, st->watch);
+    return 0;
+}
+
 /* Starts the member source; static members are already in the first route. */
 static int
 main_start_source(struct main_state *st)
@@ -106,13 +130,9 @@ main_start_source(struct main_state *st)
         log_msg(LOG_ERROR, "event=start_failed error=\"libcurl: out of memory\"");
         return -1;
     }
-    st->watch = consul_watch_start(st->base, st->curl, st->conf, publisher_offer, st->publisher,
-                                   err, sizeof(err));
-    if (st->watch == NULL) {
-        log_msg(LOG_ERROR, "event=start_failed error=\"%s\"", err);
+    if (main_start_watch(st) == -1) {
         return -1;
     }
-    publisher_set_status(st->publisher, main_watch_status, st->watch);
     if (st->conf->consul.register_self) {
         st->reg = consul_register_start(st->base, st->curl, st->conf, err, sizeof(err));
         if (st->reg == NULL) {
@@ -121,23 +141,6 @@ main_start_source(struct main_state *st)
         }
     }
     return 0;
-}
-
-static void
-main_on_signal(evutil_socket_t sig, short what, void *arg)
-{
-    struct main_state *st = arg;
-
-    (void)what;
-    log_msg(LOG_INFO, "event=stopping signal=%s", strsignal((int)sig));
-    event_base_loopbreak(st->base);
-}
-
-/* libevent's own warnings, in our log format. */
-static void
-main_on_libevent_log(int severity, const char *msg)
-{
-    log_msg(severity >= EVENT_LOG_ERR ? LOG_ERROR : LOG_WARN, "event=libevent msg=\"%s\"", msg);
 }
 
 static unsigned
@@ -159,7 +162,7 @@ main_start_workers(struct main_state *st)
     unsigned n = main_worker_count(st->conf);
 
     for (unsigned i = 0; i < n; i++) {
-        st->workers[i] = worker_create(i, st->conf, route, err, sizeof(err));
+        st->workers[i] = worker_create(i, st->conf, route, &st->pacer, err, sizeof(err));
         if (st->workers[i] == NULL) {
             log_msg(LOG_ERROR, "event=start_failed error=\"%s\"", err);
             return -1;
@@ -189,26 +192,174 @@ main_stop(struct main_state *st)
         worker_destroy(st->workers[i]);
     }
     publisher_destroy(st->publisher);
+    settings_unref(st->settings);
     if (st->base != NULL) {
         event_base_free(st->base);
     }
 }
 
-static int
-main_run(const struct conf *conf)
+/* libevent's own warnings, in our log format. */
+static void
+main_on_libevent_log(int severity, const char *msg)
 {
-    struct main_state st = { .conf = conf };
-    struct event *sigs[2] = { NULL, NULL };
+    log_msg(severity >= EVENT_LOG_ERR ? LOG_ERROR : LOG_WARN, "event=libevent msg=\"%s\"", msg);
+}
+
+static bool
+main_same_addr(const struct conf_addr *a, const struct conf_addr *b)
+{
+    if (a->host == NULL || b->host == NULL) {
+        return a->host == b->host;
+    }
+    return a->port == b->port && strcmp(a->host, b->host) == 0;
+}
+
+/* True when A and B ask for the same listeners, admin address and worker count. */
+static bool
+main_same_sockets(const struct conf *a, const struct conf *b)
+{
+    if (a->nlisten != b->nlisten || a->workers != b->workers ||
+        !main_same_addr(&a->admin, &b->admin)) {
+        return false;
+    }
+    for (size_t i = 0; i < a->nlisten; i++) {
+        if (!main_same_addr(&a->listen[i], &b->listen[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Polls the workers' live connections while draining; ends the loop when none is left. */
+static void
+main_on_drain_check(evutil_socket_t fd, short what, void *arg)
+{
+    struct main_state *st = arg;
+    struct timeval tv = { .tv_sec = 0, .tv_usec = 50 * 1000 };
+    size_t live = 0;
+
+    (void)fd;
+    (void)what;
+    for (unsigned i = 0; i < st->nworkers; i++) {
+        live += atomic_load_explicit(&st->workers[i]->nconns, memory_order_relaxed);
+    }
+    if (live == 0 || route_now_ms() >= st->drain_deadline_ms) {
+        log_msg(live == 0 ? LOG_INFO : LOG_WARN, "event=drained remaining=%zu", live);
+        event_base_loopbreak(st->base);
+        return;
+    }
+    evtimer_add(st->drain_check, &tv);
+}
+
+/* SIGTERM: stop taking clients, tell WebSockets to go (1001), wait up to drain_timeout. */
+static void
+main_drain(struct main_state *st)
+{
+    if (st->drain_deadline_ms != 0) {
+        log_msg(LOG_WARN, "event=stopping_now reason=\"second signal while draining\"");
+        event_base_loopbreak(st->base);
+        return;
+    }
+    st->drain_deadline_ms = route_now_ms() + st->conf->drain_timeout_ms;
+    log_msg(LOG_INFO, "event=draining timeout_ms=%llu",
+            (unsigned long long)st->conf->drain_timeout_ms);
+    consul_register_stop(st->reg); /* first: the fleet stops sending us clients */
+    st->reg = NULL;
+    for (unsigned i = 0; i < st->nworkers; i++) {
+        worker_drain(st->workers[i]);
+    }
+    main_on_drain_check(-1, 0, st);
+}
+
+/*
+ * SIGHUP: a good file applies to new connections (key rules, timeouts,
+ * members, migration settings); a bad one changes nothing. What needs new
+ * sockets or threads is reported and keeps its old value.
+ */
+static void
+main_reload(struct main_state *st)
+{
+    char err[CONF_ERR_LEN];
+    struct conf *conf = conf_load(st->conf_path, err);
+    struct settings *settings;
+    struct member_set *members = NULL;
+
+    if (conf == NULL) {
+        log_msg(LOG_ERROR,
+                "event=reload_failed error=\"%s\" action=\"keeping the running configuration\"",
+                err);
+        return;
+    }
+    if (conf->discovery != st->conf->discovery) {
+        log_msg(LOG_ERROR,
+                "event=reload_failed error=\"%s: discovery changed; that needs a restart\" "
+                "action=\"keeping the running configuration\"",
+                st->conf_path);
+        conf_destroy(conf);
+        return;
+    }
+    if (!main_same_sockets(st->conf, conf)) {
+        log_msg(LOG_WARN, "event=reload_partial what=\"listen, admin and workers need a restart; "
+                          "keeping the running ones\"");
+    }
+    settings = settings_create(conf);
+    if (settings == NULL ||
+        (conf->discovery == CONF_DISCOVERY_STATIC &&
+         (members = conf_static_members(conf)) == NULL) ||
+        publisher_reload(st->publisher, settings, members) == -1) {
+        log_msg(LOG_ERROR, "event=reload_failed error=\"out of memory\"");
+        settings_unref(settings);
+        return;
+    }
+    settings_unref(st->settings);
+    st->settings = settings;
+    st->conf = conf;
+    if (conf->discovery == CONF_DISCOVERY_CONSUL) {
+        /* The watch reads the conf it was started with: start over on the new one. */
+        consul_watch_stop(st->watch);
+        st->watch = NULL;
+        publisher_set_status(st->publisher, NULL, NULL);
+        main_start_watch(st);
+    }
+    log_msg(LOG_INFO, "event=reloaded conf=%s ring=%s", st->conf_path,
+            (*publisher_current(st->publisher))->fingerprint);
+}
+
+static void
+main_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct main_state *st = arg;
+
+    (void)what;
+    if (sig == SIGHUP) {
+        log_msg(LOG_INFO, "event=reloading signal=SIGHUP");
+        main_reload(st);
+        return;
+    }
+    log_msg(LOG_INFO, "event=stopping signal=%s", strsignal((int)sig));
+    if (sig == SIGTERM && st->nstarted > 0) {
+        main_drain(st);
+        return;
+    }
+    event_base_loopbreak(st->base);
+}
+
+static int
+main_run(struct settings *settings, const char *conf_path)
+{
+    struct main_state st = { .conf_path = conf_path, .settings = settings, .conf = settings->conf };
+    const struct conf *conf = st.conf;
+    struct event *sigs[3] = { NULL, NULL, NULL };
     struct admin *admin = NULL;
-    struct route *first = main_first_route(conf);
+    struct route *first = main_first_route(settings);
     const char *source = conf->discovery == CONF_DISCOVERY_CONSUL ? "consul" : "static";
     char err[256];
     int rc = 1;
 
     st.base = event_base_new();
     if (first == NULL || st.base == NULL ||
-        (st.publisher = publisher_create(st.base, conf, first, source, main_publish, &st)) ==
-            NULL) {
+        (st.publisher = publisher_create(st.base, first, source, main_publish, &st)) == NULL ||
+        (st.drain_check = evtimer_new(st.base, main_on_drain_check, &st)) == NULL) {
         log_msg(LOG_ERROR, "event=start_failed error=\"out of memory\"");
         goto fail;
     }
@@ -227,8 +378,10 @@ main_run(const struct conf *conf)
     }
     sigs[0] = evsignal_new(st.base, SIGTERM, main_on_signal, &st);
     sigs[1] = evsignal_new(st.base, SIGINT, main_on_signal, &st);
-    evsignal_add(sigs[0], NULL);
-    evsignal_add(sigs[1], NULL);
+    sigs[2] = evsignal_new(st.base, SIGHUP, main_on_signal, &st);
+    for (int i = 0; i < 3; i++) {
+        evsignal_add(sigs[i], NULL);
+    }
     log_msg(LOG_INFO,
             "event=ready conf=%s workers=%u listen=%s:%u source=%s members=%zu hash=%s ring=%s",
             conf->file, st.nworkers, conf->listen[0].host, conf->listen[0].port, source,
@@ -237,10 +390,13 @@ main_run(const struct conf *conf)
     event_base_dispatch(st.base);
     rc = 0;
 fail:
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         if (sigs[i] != NULL) {
             event_free(sigs[i]);
         }
+    }
+    if (st.drain_check != NULL) {
+        event_free(st.drain_check);
     }
     admin_stop(admin);
     route_unref(first);
@@ -262,6 +418,7 @@ main(int argc, char **argv)
     const char *file = MAIN_DEFAULT_CONF;
     char err[CONF_ERR_LEN];
     struct conf *conf;
+    struct settings *settings;
     int check_only = 0, opt, rc;
 
     while ((opt = getopt_long(argc, argv, "c:th", longopts, NULL)) != -1) {
@@ -310,9 +467,13 @@ main(int argc, char **argv)
         conf_destroy(conf);
         return 1;
     }
+    settings = settings_create(conf);
+    if (settings == NULL) {
+        fprintf(stderr, "wsring: out of memory\n");
+        return 1;
+    }
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    rc = main_run(conf);
+    rc = main_run(settings, file); /* takes the settings */
     curl_global_cleanup();
-    conf_destroy(conf);
     return rc;
 }

@@ -1,6 +1,7 @@
 /* Member sets -> debounced, built, logged, published routes (DESIGN §5). */
 #include "proxy/publisher.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,35 +83,61 @@ publisher_log_change(const struct publisher *p, const struct member_set *old,
             removed[0] ? removed : "-");
 }
 
+/* Builds and publishes a route over SET (taken) with SETTINGS. Returns 0, or -1 (ENOMEM). */
+static int
+publisher_switch(struct publisher *p, struct settings *settings, struct member_set *set)
+{
+    const struct member_set *old = ring_members(p->route->ring);
+    const struct ring_params *want = &settings->conf->ring, *have = ring_params(p->route->ring);
+    bool same_params =
+        want->algo == have->algo && (want->algo != RING_ALGO_RING || want->vnodes == have->vnodes);
+    struct ring *ring = same_params ? ring_rebuild(p->route->ring, set) : ring_build(set, want);
+    struct route *route = ring != NULL ? route_create(ring, settings, p->route) : NULL;
+    bool changed;
+
+    if (route == NULL) {
+        log_msg(LOG_ERROR, "event=ring_build_failed error=\"out of memory\" action=\"keeping the "
+                           "current ring\"");
+        return -1;
+    }
+    changed = strcmp(route->fingerprint, p->route->fingerprint) != 0;
+    if (changed) {
+        publisher_log_change(p, old, route);
+        p->last_update = time(NULL);
+        p->nchanges++;
+    }
+    p->publish(route, p->publish_arg);
+    route_unref(p->route);
+    p->route = route;
+    return 0;
+}
+
 static void
 publisher_apply(struct publisher *p)
 {
     struct member_set *set = p->pending;
-    const struct member_set *old = ring_members(p->route->ring);
-    struct ring *ring;
-    struct route *route;
 
     p->pending = NULL;
     if (set == NULL) {
         return;
     }
-    if (member_set_equal(set, old)) {
+    if (member_set_equal(set, ring_members(p->route->ring))) {
         member_set_destroy(set);
         return;
     }
-    ring = ring_rebuild(p->route->ring, set);
-    route = ring != NULL ? route_create(ring, p->route) : NULL;
-    if (route == NULL) {
-        log_msg(LOG_ERROR, "event=ring_build_failed error=\"out of memory\" action=\"keeping the "
-                           "current ring\"");
-        return;
+    publisher_switch(p, p->route->settings, set);
+}
+
+int
+publisher_reload(struct publisher *p, struct settings *settings, struct member_set *members)
+{
+    if (members == NULL) {
+        members = member_set_copy(ring_members(p->route->ring));
+        if (members == NULL) {
+            return -1;
+        }
     }
-    publisher_log_change(p, old, route);
-    p->publish(route, p->publish_arg);
-    route_unref(p->route);
-    p->route = route;
-    p->last_update = time(NULL);
-    p->nchanges++;
+    return publisher_switch(p, settings, members);
 }
 
 static void
@@ -125,7 +152,7 @@ void
 publisher_offer(struct member_set *members, void *arg)
 {
     struct publisher *p = arg;
-    uint64_t ms = p->conf->ring_hold_ms;
+    uint64_t ms = p->route->conf->ring_hold_ms;
     struct timeval tv = { .tv_sec = (time_t)(ms / 1000),
                           .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
 
@@ -139,8 +166,8 @@ publisher_offer(struct member_set *members, void *arg)
 }
 
 struct publisher *
-publisher_create(struct event_base *base, const struct conf *conf, struct route *initial,
-                 const char *source, publisher_publish_fn publish, void *publish_arg)
+publisher_create(struct event_base *base, struct route *initial, const char *source,
+                 publisher_publish_fn publish, void *publish_arg)
 {
     struct publisher *p = calloc(1, sizeof(*p));
 
@@ -149,7 +176,6 @@ publisher_create(struct event_base *base, const struct conf *conf, struct route 
         route_unref(initial);
         return NULL;
     }
-    p->conf = conf;
     p->route = initial;
     p->source = source;
     p->last_update = time(NULL);

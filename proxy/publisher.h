@@ -14,6 +14,7 @@ struct conf;
 struct event_base;
 struct member_set;
 struct route;
+struct settings;
 struct worker;
 
 /* Gives every worker the new ROUTE. */
@@ -25,11 +26,18 @@ struct publisher;
 
 /*
  * Starts from INITIAL (the publisher takes the caller's reference) whose
- * members came from SOURCE ("static", "consul"). Returns NULL on ENOMEM.
+ * members came from SOURCE ("static", "consul"); routes it builds use
+ * INITIAL's settings until publisher_reload(). Returns NULL on ENOMEM.
  */
-struct publisher *publisher_create(struct event_base *base, const struct conf *conf,
-                                   struct route *initial, const char *source,
-                                   publisher_publish_fn publish, void *publish_arg);
+struct publisher *publisher_create(struct event_base *base, struct route *initial,
+                                   const char *source, publisher_publish_fn publish,
+                                   void *publish_arg);
+/*
+ * Publishes at once a route with SETTINGS (a reference is taken) over MEMBERS
+ * (taken; NULL keeps the current members), for a reload. Returns 0, or -1 on
+ * ENOMEM with nothing changed.
+ */
+int publisher_reload(struct publisher *p, struct settings *settings, struct member_set *members);
 /* Accepts NULL. */
 void publisher_destroy(struct publisher *p);
 /* Where the current route is kept: admin reads it on each request. */

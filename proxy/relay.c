@@ -8,17 +8,20 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include <event2/event.h>
 
+#include "conf/conf.h"
 #include "proxy/worker.h"
 
 #define RELAY_READS_PER_WAKEUP 4 /* fairness between connections of one worker */
 
 static void relay_on_read(evutil_socket_t fd, short what, void *arg);
+static void relay_inject_close(struct conn *c);
 static void relay_on_write(evutil_socket_t fd, short what, void *arg);
 
 static struct conn *
@@ -177,6 +180,123 @@ relay_send(struct conn *c, struct conn_end *from, struct conn_end *to, const uin
 }
 
 static void
+relay_on_close_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+
+    (void)fd;
+    (void)what;
+    if (c->state == CONN_MIGRATING) {
+        /* No message boundary within close_grace: the next frame boundary will do. */
+        c->grace_over = 1;
+        if (wsframe_at_frame_boundary(&c->frames)) {
+            relay_inject_close(c);
+        }
+        return;
+    }
+    assert(c->state == CONN_CLOSE_SENT);
+    conn_close(c, (enum close_reason)c->close_reason); /* the client never answered */
+}
+
+/*
+ * Sends our Close after everything already relayed to the client, closes the
+ * backend, and waits (close_grace) for the client's Close reply.
+ */
+static void
+relay_inject_close(struct conn *c)
+{
+    struct conn_end *client = &c->end[SIDE_CLIENT];
+    struct timeval tv = { .tv_sec = (time_t)(c->route->conf->close_grace_ms / 1000),
+                          .tv_usec = (suseconds_t)(c->route->conf->close_grace_ms % 1000) * 1000 };
+    uint8_t frame[WSFRAME_CLOSE_MAX];
+    size_t len = wsframe_close_build(frame, c->close_code,
+                                     c->close_code == 1012 ? "ring changed" : "going away");
+
+    conn_end_close(&c->end[SIDE_BACKEND]);
+    c->state = CONN_CLOSE_SENT;
+    evtimer_del(&c->timer);
+    evtimer_assign(&c->timer, c->worker->base, relay_on_close_timeout, c);
+    evtimer_add(&c->timer, &tv);
+    client->blocked = 0;
+    event_add(&client->rd, NULL);
+    if (client->pend_off < client->pend_len) {
+        if (relay_keep(client, frame, len) == -1) {
+            conn_close(c, CLOSE_NO_MEMORY);
+        }
+        return; /* relay_on_write sends it after what is already pending */
+    }
+    relay_send(c, &c->end[SIDE_BACKEND], client, frame, len);
+}
+
+/* CONN_MIGRATING: relays backend bytes up to the boundary we wait for, then the Close. */
+static void
+relay_migrating_bytes(struct conn *c, size_t n)
+{
+    const uint8_t *buf = c->worker->scratch;
+    enum wsframe_stop stop = c->grace_over ? WSFRAME_STOP_FRAME : WSFRAME_STOP_MESSAGE;
+    size_t cut = wsframe_scan(&c->frames, buf, n, stop);
+    bool boundary = cut < n || (c->grace_over ? wsframe_at_frame_boundary(&c->frames)
+                                              : wsframe_at_message_boundary(&c->frames));
+
+    if (cut > 0 && relay_send(c, &c->end[SIDE_BACKEND], &c->end[SIDE_CLIENT], buf, cut) == -1) {
+        return;
+    }
+    if (boundary && !c->frames.bad) {
+        relay_inject_close(c); /* what followed the boundary is dropped with the backend */
+    } else if (c->frames.bad) {
+        conn_close(c, (enum close_reason)c->close_reason);
+    }
+}
+
+/* CONN_CLOSE_SENT: the client's bytes are only read to find its Close. */
+static void
+relay_await_close(struct conn *c, struct conn_end *from)
+{
+    ssize_t n;
+
+    assert(from->side == SIDE_CLIENT);
+    n = recv(from->fd, c->worker->scratch, c->worker->scratch_len, 0);
+    if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
+        conn_close(c, (enum close_reason)c->close_reason);
+        return;
+    }
+    if (n > 0) {
+        wsframe_scan(&c->frames_in, c->worker->scratch, (size_t)n, WSFRAME_STOP_NONE);
+    }
+    if (c->frames_in.saw_close || c->frames_in.bad) {
+        c->client_closed = 1;
+        if (from->pend_off == from->pend_len) {
+            conn_close(c, (enum close_reason)c->close_reason); /* RFC 6455 s7.1.1 */
+        }
+    }
+}
+
+void
+relay_close_gently(struct conn *c, uint16_t code, enum close_reason reason)
+{
+    struct timeval tv = { .tv_sec = (time_t)(c->route->conf->close_grace_ms / 1000),
+                          .tv_usec = (suseconds_t)(c->route->conf->close_grace_ms % 1000) * 1000 };
+
+    if (c->state != CONN_RELAY) {
+        return; /* already on its way out, or not relaying yet */
+    }
+    if (!c->ws || c->frames.bad) {
+        conn_close(c, reason); /* SSE, plain HTTP, or a stream we cannot cut cleanly */
+        return;
+    }
+    c->close_code = code;
+    c->close_reason = (uint8_t)reason;
+    c->state = CONN_MIGRATING;
+    if (wsframe_at_message_boundary(&c->frames)) {
+        relay_inject_close(c);
+        return;
+    }
+    evtimer_del(&c->timer);
+    evtimer_assign(&c->timer, c->worker->base, relay_on_close_timeout, c);
+    evtimer_add(&c->timer, &tv);
+}
+
+static void
 relay_on_read(evutil_socket_t fd, short what, void *arg)
 {
     struct conn_end *from = arg;
@@ -185,7 +305,11 @@ relay_on_read(evutil_socket_t fd, short what, void *arg)
     struct worker *w = c->worker;
 
     (void)what;
-    assert(c->state == CONN_RELAY);
+    assert(c->state == CONN_RELAY || c->state == CONN_MIGRATING || c->state == CONN_CLOSE_SENT);
+    if (c->state == CONN_CLOSE_SENT) {
+        relay_await_close(c, from);
+        return;
+    }
     for (int i = 0; i < RELAY_READS_PER_WAKEUP && !from->blocked; i++) {
         ssize_t n = recv(fd, w->scratch, w->scratch_len, 0);
 
@@ -203,7 +327,14 @@ relay_on_read(evutil_socket_t fd, short what, void *arg)
             }
             return;
         }
-        if (from->side == SIDE_BACKEND) {
+        if (from->side == SIDE_CLIENT) {
+            if (c->upgrade) {
+                wsframe_scan(&c->frames_in, w->scratch, (size_t)n, WSFRAME_STOP_NONE);
+            }
+        } else if (c->state == CONN_MIGRATING) {
+            relay_migrating_bytes(c, (size_t)n);
+            return;
+        } else {
             relay_inspect_backend_bytes(c, w->scratch, (size_t)n);
         }
         if (relay_send(c, from, to, w->scratch, (size_t)n) == -1) {
@@ -224,7 +355,7 @@ relay_on_write(evutil_socket_t fd, short what, void *arg)
     ssize_t n;
 
     (void)what;
-    assert(c->state == CONN_RELAY);
+    assert(c->state == CONN_RELAY || c->state == CONN_MIGRATING || c->state == CONN_CLOSE_SENT);
     n = send(fd, to->pend + to->pend_off, to->pend_len - to->pend_off, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n == -1) {
         if (errno != EAGAIN && errno != EINTR) {
@@ -238,6 +369,12 @@ relay_on_write(evutil_socket_t fd, short what, void *arg)
     }
     to->pend_off = to->pend_len = 0;
     event_del(&to->wr);
+    if (c->state == CONN_CLOSE_SENT) {
+        if (c->client_closed) {
+            conn_close(c, (enum close_reason)c->close_reason); /* RFC 6455 s7.1.1 */
+        }
+        return; /* the backend is gone: nothing to resume */
+    }
     if (from->eof) {
         relay_pass_eof(c, to);
         return;

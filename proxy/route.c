@@ -45,7 +45,7 @@ route_resolve(struct route_backend *b, const struct member *m)
 }
 
 struct route *
-route_create(struct ring *ring, const struct route *prev)
+route_create(struct ring *ring, struct settings *settings, const struct route *prev)
 {
     const struct member_set *members = ring_members(ring);
     size_t n = member_set_count(members);
@@ -57,6 +57,8 @@ route_create(struct ring *ring, const struct route *prev)
     }
     atomic_init(&route->refs, 1);
     route->ring = ring;
+    route->settings = settings_ref(settings);
+    route->conf = settings->conf;
     route->nbackends = n;
     ring_fingerprint_format(ring_table_fingerprint(ring), route->fingerprint);
     for (size_t i = 0; i < n; i++) {
@@ -87,6 +89,7 @@ route_unref(struct route *route)
     }
     if (atomic_fetch_sub_explicit(&route->refs, 1, memory_order_acq_rel) == 1) {
         ring_unref(route->ring);
+        settings_unref(route->settings);
         free(route);
     }
 }

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "proxy/settings.h"
 #include "ring/ring.h"
 
 #define ROUTE_MAX_TRIES 3 /* the owner and at most two next distinct members */
@@ -22,9 +23,13 @@ struct route_backend {
     _Atomic uint64_t down_until_ms; /* monotonic ms; a failed connect sets it (down_hold) */
 };
 
+struct conf;
+
 struct route {
     atomic_uint refs;
     struct ring *ring;                      /* reference */
+    struct settings *settings;              /* reference; the conf new connections use */
+    const struct conf *conf;                /* == settings->conf */
     char fingerprint[RING_FINGERPRINT_LEN]; /* table fingerprint, as sent in X-Wsring-Ring */
     size_t nbackends;                       /* == member count of ring */
     struct route_backend backends[];        /* indexed like ring_members(ring) */
@@ -32,11 +37,11 @@ struct route {
 
 /*
  * Builds a snapshot over RING (takes the caller's reference, also on
- * failure), resolving each member address (may block on DNS: main thread
- * only). Down marks of members with the same id in PREV (may be NULL) carry
- * over. Returns NULL on ENOMEM.
+ * failure) and SETTINGS (a reference is taken), resolving each member
+ * address (may block on DNS: main thread only). Down marks of members with
+ * the same id in PREV (may be NULL) carry over. Returns NULL on ENOMEM.
  */
-struct route *route_create(struct ring *ring, const struct route *prev);
+struct route *route_create(struct ring *ring, struct settings *settings, const struct route *prev);
 struct route *route_ref(struct route *route);
 /* Accepts NULL. */
 void route_unref(struct route *route);

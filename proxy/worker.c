@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -15,6 +16,7 @@
 #include "conf/conf.h"
 #include "proxy/conn.h"
 #include "proxy/log.h"
+#include "proxy/migrate.h"
 #include "proxy/route.h"
 
 #define WORKER_SCRATCH_BYTES   (128 * 1024) /* one relay read; big reads make bulk cheap */
@@ -121,6 +123,7 @@ worker_on_stop(evutil_socket_t fd, short what, void *arg)
         event_del(&w->listeners[i].ev);
     }
     evtimer_del(&w->accept_pause);
+    evtimer_del(&w->migrate_ev);
     while ((c = TAILQ_FIRST(&w->conns)) != NULL) {
         if (c->state == CONN_ANSWERING) {
             c->state = CONN_RELAY; /* skip the linger: we are leaving */
@@ -145,7 +148,44 @@ worker_on_route(evutil_socket_t fd, short what, void *arg)
     if (next != NULL) {
         route_unref(w->route);
         w->route = next;
+        migrate_plan(w);
     }
+}
+
+static void
+worker_on_drain(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    struct conn *c, *next;
+
+    (void)fd;
+    (void)what;
+    w->draining = 1;
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        event_del(&w->listeners[i].ev);
+        close(w->listeners[i].fd);
+    }
+    w->nlisteners = 0;
+    evtimer_del(&w->accept_pause);
+    evtimer_del(&w->migrate_ev);
+    for (c = TAILQ_FIRST(&w->conns); c != NULL; c = next) {
+        next = TAILQ_NEXT(c, link);
+        if (c->queued) {
+            TAILQ_REMOVE(&w->misplaced, c, mlink);
+            c->queued = 0;
+        }
+        if (c->state == CONN_READ_HEAD || c->state == CONN_CONNECTING) {
+            conn_close(c, CLOSE_SHUTDOWN); /* nothing relayed yet: nothing to finish */
+        } else {
+            relay_close_gently(c, 1001, CLOSE_DRAINED); /* RFC 6455 s7.4.1: going away */
+        }
+    }
+}
+
+void
+worker_drain(struct worker *w)
+{
+    event_active(&w->drain_ev, EV_READ, 0);
 }
 
 void
@@ -162,7 +202,8 @@ worker_set_route(struct worker *w, struct route *route)
 }
 
 struct worker *
-worker_create(unsigned id, const struct conf *conf, struct route *route, char *err, size_t err_len)
+worker_create(unsigned id, const struct conf *conf, struct route *route,
+              struct migrate_pacer *pacer, char *err, size_t err_len)
 {
     struct worker *w = calloc(1, sizeof(*w));
 
@@ -171,9 +212,11 @@ worker_create(unsigned id, const struct conf *conf, struct route *route, char *e
         return NULL;
     }
     w->id = id;
-    w->conf = conf;
     pthread_mutex_init(&w->route_lock, NULL);
     TAILQ_INIT(&w->conns);
+    TAILQ_INIT(&w->misplaced);
+    w->pacer = pacer;
+    w->rand_state = id * 2654435761u + (unsigned)time(NULL);
     w->base = event_base_new();
     w->scratch_len = WORKER_SCRATCH_BYTES;
     w->scratch = malloc(w->scratch_len);
@@ -201,6 +244,8 @@ worker_create(unsigned id, const struct conf *conf, struct route *route, char *e
     evtimer_assign(&w->accept_pause, w->base, worker_on_accept_resume, w);
     event_assign(&w->stop_ev, w->base, -1, 0, worker_on_stop, w);
     event_assign(&w->route_ev, w->base, -1, 0, worker_on_route, w);
+    event_assign(&w->drain_ev, w->base, -1, 0, worker_on_drain, w);
+    evtimer_assign(&w->migrate_ev, w->base, migrate_on_timer, w);
     return w;
 }
 

@@ -18,6 +18,7 @@
 struct conf;
 struct conn;
 struct event_base;
+struct migrate_pacer;
 struct route;
 
 struct worker_listener {
@@ -31,7 +32,6 @@ struct worker {
     unsigned id;
     pthread_t thread;
     struct event_base *base;           /* owned */
-    const struct conf *conf;           /* borrowed; immutable, outlives the worker */
     struct route *route;               /* reference; taken by each new conn */
     struct worker_listener *listeners; /* owned array of nlisteners */
     size_t nlisteners;
@@ -43,8 +43,15 @@ struct worker {
     uint8_t *scratch;            /* owned; relay read buffer */
     size_t scratch_len;
     TAILQ_HEAD(, conn) conns;
-    size_t nconns;
+    TAILQ_HEAD(, conn) misplaced;        /* conns waiting for their paced migration */
+    struct event migrate_ev;             /* the next paced migration */
+    struct migrate_pacer *pacer;         /* borrowed; shared by all workers */
+    unsigned rand_state;                 /* rand_r() for migration jitter */
+    unsigned draining : 1;               /* SIGTERM: listeners closed, WebSockets told 1001 */
+    struct event drain_ev;               /* activated from the main thread */
+    _Atomic size_t nconns;               /* read by the main thread while draining */
     uint64_t closes[CLOSE_REASON_COUNT]; /* written by this thread only */
+    uint64_t migrations_started;         /* written by this thread only */
 };
 
 /*
@@ -52,8 +59,8 @@ struct worker {
  * of CONF, sharing ROUTE (a reference is taken). Returns NULL with a message
  * in ERR (ERR_LEN bytes), e.g. a listen address already in use.
  */
-struct worker *worker_create(unsigned id, const struct conf *conf, struct route *route, char *err,
-                             size_t err_len);
+struct worker *worker_create(unsigned id, const struct conf *conf, struct route *route,
+                             struct migrate_pacer *pacer, char *err, size_t err_len);
 /* Starts the thread. Returns 0 or -1. */
 int worker_start(struct worker *w);
 /* Asks the thread to stop (closing every connection) and joins it. */
@@ -63,6 +70,12 @@ void worker_stop(struct worker *w);
  * connections keep theirs. Safe from any thread; the worker picks it up soon.
  */
 void worker_set_route(struct worker *w, struct route *route);
+/*
+ * SIGTERM: the worker closes its listeners, sends Close 1001 to every
+ * WebSocket at a message boundary and lets other connections finish. Safe
+ * from any thread.
+ */
+void worker_drain(struct worker *w);
 /* Frees a stopped or never-started worker. Accepts NULL. */
 void worker_destroy(struct worker *w);
 /* Opens a non-blocking SO_REUSEPORT TCP listener on HOST:PORT. Returns the fd, or -1 with ERR. */

@@ -196,6 +196,9 @@ test_every_default(void **state)
     assert_int_equal(conf->max_head_bytes, 16 * 1024);
     assert_int_equal(conf->max_key_bytes, 256);
     assert_int_equal(conf->ring_hold_ms, 1000);
+    assert_int_equal(conf->migrate_rate, 200);
+    assert_int_equal(conf->close_grace_ms, 5000);
+    assert_int_equal(conf->drain_timeout_ms, 30000);
     assert_int_equal(conf->discovery, CONF_DISCOVERY_STATIC);
     assert_int_equal(conf->nbackends, 0); /* allowed: an empty ring answers 503 */
     assert_null(conf->backends);
@@ -228,6 +231,9 @@ test_every_value_is_read(void **state)
                                  "max_head_bytes 1m\n"
                                  "max_key_bytes 4096\n"
                                  "ring_hold 0\n"
+                                 "migrate_rate 0\n"
+                                 "close_grace 100ms\n"
+                                 "drain_timeout 1m\n"
                                  "discovery static\n"
                                  "backend b-1 [::1]:9002 weight 1000\n"
                                  "backend a! localhost:9001\n");
@@ -256,6 +262,9 @@ test_every_value_is_read(void **state)
     assert_int_equal(conf->max_head_bytes, 1024 * 1024);
     assert_int_equal(conf->max_key_bytes, 4096);
     assert_int_equal(conf->ring_hold_ms, 0);
+    assert_int_equal(conf->migrate_rate, 0);
+    assert_int_equal(conf->close_grace_ms, 100);
+    assert_int_equal(conf->drain_timeout_ms, 60000);
     assert_int_equal(conf->nbackends, 2);
     assert_string_equal(conf->backends[0].id, "b-1");
     assert_string_equal(conf->backends[0].address, "[::1]:9002");
@@ -528,6 +537,10 @@ static const struct bad_row bad_rows[] = {
     ROW(L "key_missing drop\n", "t.conf:2: \"key_missing drop\" is not reject or client_ip"),
     ROW(L "discovery etcd\n", "t.conf:2: \"discovery etcd\" is not a supported source (use static or consul)"),
     ROW(L "ring_hold 61s\n", "t.conf:2: \"ring_hold 61s\" is longer than 1m"),
+    ROW(L "migrate_rate 100001\n", "t.conf:2: \"migrate_rate 100001\" is not a number in 0..100000"),
+    ROW(L "migrate_rate -1\n", "t.conf:2: \"migrate_rate -1\" is not a number in 0..100000"),
+    ROW(L "close_grace 0\n", "t.conf:2: \"close_grace 0\" must be longer than 0"),
+    ROW(L "drain_timeout 5\n", "t.conf:2: \"drain_timeout 5\" is not a duration (use ms, s, m or h)"),
     ROW(L "ring_hold 1\n", "t.conf:2: \"ring_hold 1\" is not a duration (use ms, s, m or h)"),
     /* addresses */
     ROW("listen 127.0.0.1\n", "t.conf:1: \"listen 127.0.0.1\" is not an address (use IPv4:port, [IPv6]:port or host:port)"),
@@ -753,7 +766,7 @@ test_every_directive_is_in_the_example(void **state)
             assert_string_not_equal(*other, *name);
         }
     }
-    assert_int_equal(n, 17);
+    assert_int_equal(n, 20);
     assert_string_equal(conf_directive_names()[0], "listen");
     /* ... and its lines as "#    NAME ...". */
     n = 0;
