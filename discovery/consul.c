@@ -442,3 +442,13 @@ consul_watch_status(const struct consul_watch *w)
                      (json_int_t)w->nerrors, "empty_answers", (json_int_t)w->nempty, "agent",
                      w->http.base_url);
 }
+
+void
+consul_watch_counts(const struct consul_watch *w, int *up, uint64_t *queries, uint64_t *errors,
+                    uint64_t *empty)
+{
+    *up = w->state != CONSUL_RETRYING;
+    *queries = w->nqueries;
+    *errors = w->nerrors;
+    *empty = w->nempty;
+}

@@ -6,6 +6,8 @@
 #ifndef WSRING_DISCOVERY_CONSUL_H
 #define WSRING_DISCOVERY_CONSUL_H
 
+#include <stdint.h>
+
 #include <jansson.h>
 
 #include "discovery/source.h"
@@ -25,6 +27,9 @@ struct consul_watch *consul_watch_start(struct event_base *base, struct curl_eve
                                         char *err, size_t err_len);
 /* Stops the query in flight and frees. Accepts NULL. */
 void consul_watch_stop(struct consul_watch *w);
+/* The watch's counters for /metrics: UP is 1 unless the last query failed. */
+void consul_watch_counts(const struct consul_watch *w, int *up, uint64_t *queries, uint64_t *errors,
+                         uint64_t *empty);
 /* A new JSON object describing the watch: state, since, last error, index, counts. */
 json_t *consul_watch_status(const struct consul_watch *w);
 

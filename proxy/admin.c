@@ -110,7 +110,7 @@ static void
 admin_on_other(struct evhttp_request *req, void *arg)
 {
     (void)arg;
-    admin_reply_error(req, 404, "not found; try /healthz, /ring or /lookup?key=K");
+    admin_reply_error(req, 404, "not found; try /healthz, /ring, /metrics or /lookup?key=K");
 }
 
 struct admin *
@@ -150,4 +150,10 @@ admin_stop(struct admin *admin)
     }
     evhttp_free(admin->http);
     free(admin);
+}
+
+void
+admin_set_metrics(struct admin *admin, void (*handler)(struct evhttp_request *, void *), void *arg)
+{
+    evhttp_set_cb(admin->http, "/metrics", handler, arg);
 }

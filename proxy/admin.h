@@ -6,6 +6,7 @@
 
 struct conf;
 struct event_base;
+struct evhttp_request;
 struct route;
 struct admin;
 
@@ -20,6 +21,9 @@ typedef struct json_t *(*admin_ring_fn)(void *arg);
 struct admin *admin_start(struct event_base *base, const struct conf *conf,
                           struct route *const *current, admin_ring_fn ring, void *ring_arg,
                           char *err, size_t err_len);
+/* Serves GET /metrics with HANDLER(req, ARG), which must answer REQ, maybe later. */
+void admin_set_metrics(struct admin *admin, void (*handler)(struct evhttp_request *, void *),
+                       void *arg);
 /* Accepts NULL. */
 void admin_stop(struct admin *admin);
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -28,6 +29,15 @@
 static void conn_on_head_read(evutil_socket_t fd, short what, void *arg);
 static void conn_on_handshake_timeout(evutil_socket_t fd, short what, void *arg);
 static void conn_connect_next(struct conn *c);
+
+static uint64_t
+conn_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 static struct timeval
 conn_tv(uint64_t ms)
@@ -76,6 +86,8 @@ conn_start(struct worker *w, const struct worker_listener *listener, int fd,
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     TAILQ_INSERT_TAIL(&w->conns, c, link);
     w->nconns++;
+    w->metrics.accepted++;
+    c->accepted_us = conn_now_us();
 
     c->state = CONN_READ_HEAD;
     event_assign(&c->end[SIDE_CLIENT].rd, w->base, fd, EV_READ | EV_PERSIST, conn_on_head_read, c);
@@ -322,6 +334,12 @@ conn_on_connected(evutil_socket_t fd, short what, void *arg)
     }
     if (err == 0) {
         c->member = m;
+        if (c->cand[c->icand] == ring_owner(c->route->ring, c->key_hash)) {
+            c->worker->metrics.routed++;
+        } else {
+            c->worker->metrics.retried++;
+        }
+        metrics_latency_add(&c->worker->metrics, conn_now_us() - c->accepted_us);
         relay_start(c);
         return;
     }
@@ -417,7 +435,7 @@ conn_close(struct conn *c, enum close_reason reason)
 
     assert(c->state != CONN_CLOSED);
     if (c->state != CONN_ANSWERING) {
-        w->closes[reason]++;
+        w->metrics.closes[reason]++;
     }
     if (status != 0 && c->state < CONN_RELAY) {
         conn_end_close(&c->end[SIDE_BACKEND]);

@@ -64,6 +64,7 @@ struct conn {
     size_t head_cap;
     size_t head_scanned; /* head_find_end progress */
     uint64_t key_hash;
+    uint64_t accepted_us;           /* monotonic; for the handshake latency histogram */
     uint32_t cand[ROUTE_MAX_TRIES]; /* backends to try, in order */
     uint8_t ncand;
     uint8_t icand;               /* the one being tried */

@@ -20,9 +20,12 @@
 #include "discovery/curl_event.h"
 #include "proxy/admin.h"
 #include "proxy/log.h"
+#include "proxy/metrics.h"
 #include "proxy/migrate.h"
+#include "proxy/notify.h"
 #include "proxy/publisher.h"
 #include "proxy/route.h"
+#include "proxy/scrape.h"
 #include "proxy/settings.h"
 #include "proxy/worker.h"
 #include "ring/ring.h"
@@ -32,12 +35,16 @@
 
 struct main_state {
     struct event_base *base;
-    const char *conf_path;       /* borrowed; argv */
-    struct settings *settings;   /* reference; the conf in force */
-    const struct conf *conf;     /* == settings->conf */
-    struct migrate_pacer pacer;  /* shared by the workers */
-    struct event *drain_check;   /* owned; SIGTERM: polls for the last connection */
-    uint64_t drain_deadline_ms;  /* 0 while not draining */
+    const char *conf_path;      /* borrowed; argv */
+    struct settings *settings;  /* reference; the conf in force */
+    const struct conf *conf;    /* == settings->conf */
+    struct migrate_pacer pacer; /* shared by the workers */
+    struct event *drain_check;  /* owned; SIGTERM: polls for the last connection */
+    uint64_t drain_deadline_ms; /* 0 while not draining */
+    struct scrape *scrape;      /* owned or NULL; /metrics */
+    struct admin *admin;        /* owned or NULL */
+    uint64_t reloads_ok;
+    uint64_t reloads_failed;
     struct publisher *publisher; /* owned; holds the current route */
     struct curl_event *curl;     /* owned or NULL; the Consul watch's transport */
     struct consul_watch *watch;  /* owned or NULL */
@@ -191,6 +198,8 @@ main_stop(struct main_state *st)
         }
         worker_destroy(st->workers[i]);
     }
+    scrape_destroy(st->scrape); /* after the workers (none fills a snapshot now), */
+    admin_stop(st->admin);      /* before admin (it answers the scrapes waiting) */
     publisher_destroy(st->publisher);
     settings_unref(st->settings);
     if (st->base != NULL) {
@@ -288,6 +297,7 @@ main_reload(struct main_state *st)
         log_msg(LOG_ERROR,
                 "event=reload_failed error=\"%s\" action=\"keeping the running configuration\"",
                 err);
+        st->reloads_failed++;
         return;
     }
     if (conf->discovery != st->conf->discovery) {
@@ -296,6 +306,7 @@ main_reload(struct main_state *st)
                 "action=\"keeping the running configuration\"",
                 st->conf_path);
         conf_destroy(conf);
+        st->reloads_failed++;
         return;
     }
     if (!main_same_sockets(st->conf, conf)) {
@@ -309,8 +320,10 @@ main_reload(struct main_state *st)
         publisher_reload(st->publisher, settings, members) == -1) {
         log_msg(LOG_ERROR, "event=reload_failed error=\"out of memory\"");
         settings_unref(settings);
+        st->reloads_failed++;
         return;
     }
+    st->reloads_ok++;
     settings_unref(st->settings);
     st->settings = settings;
     st->conf = conf;
@@ -326,6 +339,35 @@ main_reload(struct main_state *st)
 }
 
 static void
+main_fill_metrics(struct metrics_main *m, void *arg)
+{
+    struct main_state *st = arg;
+    const struct route *route = *publisher_current(st->publisher);
+    static char membership[RING_FINGERPRINT_LEN];
+
+    ring_fingerprint_format(ring_membership_fingerprint(route->ring), membership);
+    m->source = publisher_source(st->publisher);
+    m->fingerprint = route->fingerprint;
+    m->membership = membership;
+    m->hash = ring_algo_name(ring_params(route->ring)->algo);
+    m->members = route->nbackends;
+    m->ring_changes = publisher_changes(st->publisher);
+    m->watch_up = -1;
+    if (st->watch != NULL) {
+        consul_watch_counts(st->watch, &m->watch_up, &m->watch_queries, &m->watch_errors,
+                            &m->watch_empty);
+    }
+    m->reloads_ok = st->reloads_ok;
+    m->reloads_failed = st->reloads_failed;
+}
+
+static void
+main_on_metrics(struct evhttp_request *req, void *arg)
+{
+    scrape_request(req, ((struct main_state *)arg)->scrape);
+}
+
+static void
 main_on_signal(evutil_socket_t sig, short what, void *arg)
 {
     struct main_state *st = arg;
@@ -333,10 +375,13 @@ main_on_signal(evutil_socket_t sig, short what, void *arg)
     (void)what;
     if (sig == SIGHUP) {
         log_msg(LOG_INFO, "event=reloading signal=SIGHUP");
+        notify_send("RELOADING=1");
         main_reload(st);
+        notify_send("READY=1");
         return;
     }
     log_msg(LOG_INFO, "event=stopping signal=%s", strsignal((int)sig));
+    notify_send("STOPPING=1");
     if (sig == SIGTERM && st->nstarted > 0) {
         main_drain(st);
         return;
@@ -350,7 +395,6 @@ main_run(struct settings *settings, const char *conf_path)
     struct main_state st = { .conf_path = conf_path, .settings = settings, .conf = settings->conf };
     const struct conf *conf = st.conf;
     struct event *sigs[3] = { NULL, NULL, NULL };
-    struct admin *admin = NULL;
     struct route *first = main_first_route(settings);
     const char *source = conf->discovery == CONF_DISCOVERY_CONSUL ? "consul" : "static";
     char err[256];
@@ -365,9 +409,9 @@ main_run(struct settings *settings, const char *conf_path)
     }
     first = NULL;
     if (conf->admin.host != NULL) {
-        admin = admin_start(st.base, conf, publisher_current(st.publisher), publisher_ring_json,
-                            st.publisher, err, sizeof(err));
-        if (admin == NULL) {
+        st.admin = admin_start(st.base, conf, publisher_current(st.publisher), publisher_ring_json,
+                               st.publisher, err, sizeof(err));
+        if (st.admin == NULL) {
             log_msg(LOG_ERROR, "event=start_failed error=\"%s\"", err);
             goto fail;
         }
@@ -375,6 +419,14 @@ main_run(struct settings *settings, const char *conf_path)
     /* Listen at once: until the source answers, an empty ring answers 503. */
     if (main_start_workers(&st) == -1 || main_start_source(&st) == -1) {
         goto fail;
+    }
+    st.scrape = scrape_create(st.base, st.workers, st.nworkers, main_fill_metrics, &st);
+    if (st.scrape == NULL) {
+        log_msg(LOG_ERROR, "event=start_failed error=\"out of memory\"");
+        goto fail;
+    }
+    if (st.admin != NULL) {
+        admin_set_metrics(st.admin, main_on_metrics, &st);
     }
     sigs[0] = evsignal_new(st.base, SIGTERM, main_on_signal, &st);
     sigs[1] = evsignal_new(st.base, SIGINT, main_on_signal, &st);
@@ -387,6 +439,7 @@ main_run(struct settings *settings, const char *conf_path)
             conf->file, st.nworkers, conf->listen[0].host, conf->listen[0].port, source,
             (*publisher_current(st.publisher))->nbackends, ring_algo_name(conf->ring.algo),
             (*publisher_current(st.publisher))->fingerprint);
+    notify_send("READY=1");
     event_base_dispatch(st.base);
     rc = 0;
 fail:
@@ -398,7 +451,6 @@ fail:
     if (st.drain_check != NULL) {
         event_free(st.drain_check);
     }
-    admin_stop(admin);
     route_unref(first);
     main_stop(&st);
     if (rc == 0) {

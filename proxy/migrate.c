@@ -93,7 +93,7 @@ migrate_on_timer(int fd, short what, void *arg)
     if (c != NULL) {
         TAILQ_REMOVE(&w->misplaced, c, mlink);
         c->queued = 0;
-        w->migrations_started++;
+        w->metrics.migrations_started++;
         relay_close_gently(c, MIGRATE_CLOSE_CODE, CLOSE_MIGRATED);
     }
     migrate_arm(w);

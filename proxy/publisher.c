@@ -235,3 +235,15 @@ publisher_ring_json(void *arg)
     }
     return root;
 }
+
+unsigned long long
+publisher_changes(const struct publisher *p)
+{
+    return p->nchanges;
+}
+
+const char *
+publisher_source(const struct publisher *p)
+{
+    return p->source;
+}

@@ -49,6 +49,10 @@ void publisher_set_status(struct publisher *p, publisher_status_fn status, void 
  * (a newer set offered meanwhile replaces it). ARG is the publisher.
  */
 void publisher_offer(struct member_set *members, void *arg);
+/* Membership changes applied so far. */
+unsigned long long publisher_changes(const struct publisher *p);
+/* Where the members come from: "static", "consul". */
+const char *publisher_source(const struct publisher *p);
 /* An admin_ring_fn: GET /ring as JSON. ARG is the publisher. */
 json_t *publisher_ring_json(void *arg);
 

@@ -328,13 +328,16 @@ relay_on_read(evutil_socket_t fd, short what, void *arg)
             return;
         }
         if (from->side == SIDE_CLIENT) {
+            w->metrics.bytes_in += (uint64_t)n;
             if (c->upgrade) {
                 wsframe_scan(&c->frames_in, w->scratch, (size_t)n, WSFRAME_STOP_NONE);
             }
-        } else if (c->state == CONN_MIGRATING) {
-            relay_migrating_bytes(c, (size_t)n);
-            return;
         } else {
+            w->metrics.bytes_out += (uint64_t)n;
+            if (c->state == CONN_MIGRATING) {
+                relay_migrating_bytes(c, (size_t)n);
+                return;
+            }
             relay_inspect_backend_bytes(c, w->scratch, (size_t)n);
         }
         if (relay_send(c, from, to, w->scratch, (size_t)n) == -1) {

@@ -182,6 +182,77 @@ worker_on_drain(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* Counts W's relayed connections per backend id into OUT (ids copied: routes may go). */
+static void
+worker_count_backends(struct worker *w, struct worker_snapshot *out)
+{
+    struct conn *c;
+    size_t cap = 0;
+
+    TAILQ_FOREACH(c, &w->conns, link)
+    {
+        size_t i;
+
+        if (c->member == NULL || c->state < CONN_RELAY || c->state > CONN_CLOSE_SENT) {
+            continue;
+        }
+        for (i = 0; i < out->nbackends && strcmp(out->backends[i].id, c->member->id) != 0; i++) {
+        }
+        if (i == out->nbackends) {
+            if (out->nbackends == cap) {
+                size_t ncap = cap == 0 ? 16 : cap * 2;
+                struct metrics_backend *p = realloc(out->backends, ncap * sizeof(*p));
+
+                if (p == NULL) {
+                    return; /* a partial count beats none */
+                }
+                out->backends = p;
+                cap = ncap;
+            }
+            out->backends[i].id = strdup(c->member->id);
+            out->backends[i].active = 0;
+            if (out->backends[i].id == NULL) {
+                return;
+            }
+            out->nbackends++;
+        }
+        out->backends[i].active++;
+    }
+}
+
+static void
+worker_on_snapshot(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    struct worker_snapshot *out;
+    struct event *done;
+
+    (void)fd;
+    (void)what;
+    pthread_mutex_lock(&w->route_lock);
+    out = w->snapshot_out;
+    done = w->snapshot_done;
+    w->snapshot_out = NULL;
+    pthread_mutex_unlock(&w->route_lock);
+    if (out == NULL) {
+        return;
+    }
+    out->metrics = w->metrics;
+    worker_count_backends(w, out);
+    atomic_fetch_sub(out->pending, 1);
+    event_active(done, EV_READ, 0);
+}
+
+void
+worker_request_snapshot(struct worker *w, struct worker_snapshot *out, struct event *done)
+{
+    pthread_mutex_lock(&w->route_lock);
+    w->snapshot_out = out;
+    w->snapshot_done = done;
+    pthread_mutex_unlock(&w->route_lock);
+    event_active(&w->snapshot_ev, EV_READ, 0);
+}
+
 void
 worker_drain(struct worker *w)
 {
@@ -245,6 +316,7 @@ worker_create(unsigned id, const struct conf *conf, struct route *route,
     event_assign(&w->stop_ev, w->base, -1, 0, worker_on_stop, w);
     event_assign(&w->route_ev, w->base, -1, 0, worker_on_route, w);
     event_assign(&w->drain_ev, w->base, -1, 0, worker_on_drain, w);
+    event_assign(&w->snapshot_ev, w->base, -1, 0, worker_on_snapshot, w);
     evtimer_assign(&w->migrate_ev, w->base, migrate_on_timer, w);
     return w;
 }

@@ -14,12 +14,21 @@
 #include <event2/event_struct.h>
 
 #include "proxy/close.h"
+#include "proxy/metrics.h"
 
 struct conf;
 struct conn;
 struct event_base;
 struct migrate_pacer;
 struct route;
+
+/* A worker's counters and live connections per backend, copied on its own thread. */
+struct worker_snapshot {
+    struct metrics_worker metrics;
+    struct metrics_backend *backends; /* owned array of nbackends */
+    size_t nbackends;
+    _Atomic unsigned *pending; /* borrowed; decremented once filled */
+};
 
 struct worker_listener {
     struct worker *worker; /* borrowed; the owner */
@@ -43,15 +52,17 @@ struct worker {
     uint8_t *scratch;            /* owned; relay read buffer */
     size_t scratch_len;
     TAILQ_HEAD(, conn) conns;
-    TAILQ_HEAD(, conn) misplaced;        /* conns waiting for their paced migration */
-    struct event migrate_ev;             /* the next paced migration */
-    struct migrate_pacer *pacer;         /* borrowed; shared by all workers */
-    unsigned rand_state;                 /* rand_r() for migration jitter */
-    unsigned draining : 1;               /* SIGTERM: listeners closed, WebSockets told 1001 */
-    struct event drain_ev;               /* activated from the main thread */
-    _Atomic size_t nconns;               /* read by the main thread while draining */
-    uint64_t closes[CLOSE_REASON_COUNT]; /* written by this thread only */
-    uint64_t migrations_started;         /* written by this thread only */
+    TAILQ_HEAD(, conn) misplaced;         /* conns waiting for their paced migration */
+    struct event migrate_ev;              /* the next paced migration */
+    struct migrate_pacer *pacer;          /* borrowed; shared by all workers */
+    unsigned rand_state;                  /* rand_r() for migration jitter */
+    unsigned draining : 1;                /* SIGTERM: listeners closed, WebSockets told 1001 */
+    struct event drain_ev;                /* activated from the main thread */
+    _Atomic size_t nconns;                /* read by the main thread while draining */
+    struct metrics_worker metrics;        /* written by this thread only; copied out by snapshots */
+    struct event snapshot_ev;             /* activated from the main thread: fill snapshot_out */
+    struct worker_snapshot *snapshot_out; /* guarded by route_lock; borrowed */
+    struct event *snapshot_done;          /* guarded by route_lock; borrowed, on the main base */
 };
 
 /*
@@ -76,6 +87,11 @@ void worker_set_route(struct worker *w, struct route *route);
  * from any thread.
  */
 void worker_drain(struct worker *w);
+/*
+ * Asks the worker to fill OUT on its thread, then to decrement *OUT->pending
+ * and activate DONE (an event of the caller's base). Safe from any thread.
+ */
+void worker_request_snapshot(struct worker *w, struct worker_snapshot *out, struct event *done);
 /* Frees a stopped or never-started worker. Accepts NULL. */
 void worker_destroy(struct worker *w);
 /* Opens a non-blocking SO_REUSEPORT TCP listener on HOST:PORT. Returns the fd, or -1 with ERR. */
