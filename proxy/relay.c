@@ -32,6 +32,26 @@ relay_conn_of(struct conn_end *e)
     return (struct conn *)((char *)first - offsetof(struct conn, end));
 }
 
+static void
+relay_flush_head(struct conn *c)
+{
+    struct conn_end *b = &c->end[SIDE_BACKEND], *client = &c->end[SIDE_CLIENT];
+    ssize_t n = send(b->fd, b->pend, b->pend_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+    if (n == -1 && errno != EAGAIN && errno != EINTR) {
+        conn_close(c, CLOSE_BACKEND_ERROR);
+        return;
+    }
+    b->pend_off = n > 0 ? (size_t)n : 0;
+    if (b->pend_off < b->pend_len) {
+        client->blocked = 1;
+        event_add(&b->wr, NULL);
+        return;
+    }
+    b->pend_off = b->pend_len = 0;
+    event_add(&client->rd, NULL);
+}
+
 void
 relay_start(struct conn *c)
 {
@@ -46,10 +66,13 @@ relay_start(struct conn *c)
         event_assign(&e->rd, base, e->fd, EV_READ | EV_PERSIST, relay_on_read, e);
         event_assign(&e->wr, base, e->fd, EV_WRITE | EV_PERSIST, relay_on_write, e);
     }
-    /* The forwarded head is pending toward the backend: the client waits until it is out. */
-    c->end[SIDE_CLIENT].blocked = 1;
     event_add(&c->end[SIDE_BACKEND].rd, NULL);
-    event_add(&c->end[SIDE_BACKEND].wr, NULL);
+    /*
+     * The connect just completed, so the socket is writable: send the head
+     * now instead of after another trip through epoll. The client is read
+     * only once the head is out.
+     */
+    relay_flush_head(c);
 }
 
 /*
@@ -140,6 +163,11 @@ relay_pass_eof(struct conn *c, struct conn_end *to)
 
     if (from->side == SIDE_BACKEND && !c->upgrade) {
         conn_close(c, CLOSE_DONE);
+        return;
+    }
+    if (to->eof && from->pend_off == from->pend_len) {
+        /* Both directions are done and flushed: no need for a FIN before closing. */
+        conn_close(c, to->side == SIDE_CLIENT ? CLOSE_DONE : CLOSE_CLIENT_EOF);
         return;
     }
     if (shutdown(to->fd, SHUT_WR) == -1) {
