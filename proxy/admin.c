@@ -15,9 +15,11 @@
 #include "proxy/key.h"
 #include "proxy/route.h"
 
+#define ADMIN_BATCH_MAX 10000      /* keys per POST /lookup */
+#define ADMIN_BODY_MAX  (4u << 20) /* 10000 keys of max_key_bytes, JSON-escaped */
+
 struct admin {
     struct evhttp *http;          /* owned */
-    const struct conf *conf;      /* borrowed */
     struct route *const *current; /* borrowed; the main thread's current route */
     admin_ring_fn ring;           /* answers /ring */
     void *ring_arg;
@@ -59,6 +61,64 @@ admin_on_healthz(struct evhttp_request *req, void *arg)
 }
 
 /* The key of ?key=K, decoded exactly like a client's query:NAME rule would be. */
+/* One entry of a POST /lookup answer: owner and address, or why KEY has none. */
+static json_t *
+admin_lookup_one(const struct route *route, json_t *key)
+{
+    const char *k = json_string_value(key);
+    size_t len = json_string_length(key);
+    const struct member *m;
+
+    for (size_t i = 0; i < len; i++) {
+        if ((unsigned char)k[i] < 0x20 || k[i] == 0x7f) {
+            return json_pack("{s:O, s:s}", "key", key, "error", "key holds a control byte");
+        }
+    }
+    if (len == 0 || len > route->conf->max_key_bytes) {
+        return json_pack("{s:O, s:s}", "key", key, "error",
+                         "key is empty or longer than max_key_bytes");
+    }
+    m = ring_lookup(route->ring, k, len);
+    return json_pack("{s:O, s:s, s:s}", "key", key, "owner", m->id, "address", m->address);
+}
+
+/* POST /lookup: a JSON array of up to ADMIN_BATCH_MAX keys -> owners, in request order. */
+static void
+admin_on_lookup_batch(struct evhttp_request *req, struct admin *admin)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    const struct route *route = *admin->current;
+    size_t len = evbuffer_get_length(in);
+    json_error_t jerr;
+    json_t *keys = json_loadb((const char *)evbuffer_pullup(in, -1), len, 0, &jerr), *out;
+    size_t i;
+    json_t *key;
+
+    if (keys == NULL || !json_is_array(keys) || json_array_size(keys) > ADMIN_BATCH_MAX) {
+        json_decref(keys);
+        admin_reply_error(req, 400, "the body must be a JSON array of at most 10000 key strings");
+        return;
+    }
+    if (member_set_count(ring_members(route->ring)) == 0) {
+        json_decref(keys);
+        admin_reply_error(req, 503, "the ring is empty");
+        return;
+    }
+    out = json_array();
+    json_array_foreach(keys, i, key)
+    {
+        if (!json_is_string(key)) {
+            json_decref(keys);
+            json_decref(out);
+            admin_reply_error(req, 400, "every key must be a JSON string");
+            return;
+        }
+        json_array_append_new(out, admin_lookup_one(route, key));
+    }
+    json_decref(keys);
+    admin_reply_json(req, 200, out);
+}
+
 static void
 admin_on_lookup(struct evhttp_request *req, void *arg)
 {
@@ -72,7 +132,11 @@ admin_on_lookup(struct evhttp_request *req, void *arg)
     const struct member *m;
     json_t *jkey;
 
-    switch (key_extract(&head, &rule, 1, key, admin->conf->max_key_bytes, &key_len)) {
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_POST) {
+        admin_on_lookup_batch(req, admin);
+        return;
+    }
+    switch (key_extract(&head, &rule, 1, key, route->conf->max_key_bytes, &key_len)) {
     case KEY_MISSING:
         admin_reply_error(req, 400, "missing ?key=");
         return;
@@ -124,11 +188,11 @@ admin_start(struct event_base *base, const struct conf *conf, struct route *cons
         free(admin);
         return NULL;
     }
-    admin->conf = conf;
     admin->current = current;
     admin->ring = ring;
     admin->ring_arg = ring_arg;
-    evhttp_set_allowed_methods(admin->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+    evhttp_set_allowed_methods(admin->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
+    evhttp_set_max_body_size(admin->http, ADMIN_BODY_MAX);
     evhttp_set_cb(admin->http, "/healthz", admin_on_healthz, admin);
     evhttp_set_cb(admin->http, "/lookup", admin_on_lookup, admin);
     evhttp_set_cb(admin->http, "/ring", admin_on_ring, admin);

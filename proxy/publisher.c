@@ -230,6 +230,14 @@ publisher_ring_json(void *arg)
                      ring_algo_name(ring_params(ring)->algo), "vnodes",
                      (int)ring_params(ring)->vnodes, "source", p->source, "last_update",
                      (json_int_t)p->last_update, "changes", (json_int_t)p->nchanges);
+    if (root != NULL) {
+        /* Everything a local computation needs (ring/SPEC.md, clients/). */
+        json_object_set_new(root, "key_hash", json_string("XXH3_64bits"));
+        json_object_set_new(root, "spec", json_string("ring/SPEC.md v1"));
+        if (ring_params(ring)->algo == RING_ALGO_RENDEZVOUS) {
+            json_object_set_new(root, "slots", json_integer(1 << 20));
+        }
+    }
     if (root != NULL && p->status != NULL) {
         json_object_set_new(root, "watch", p->status(p->status_arg));
     }
