@@ -8,7 +8,8 @@ PKGS      := libevent libevent_pthreads libevent_openssl libcurl jansson openssl
 TEST_PKGS := cmocka
 DEB_PKGS  := build-essential pkg-config clang libclang-rt-14-dev clang-format libevent-dev \
              libcurl4-openssl-dev libjansson-dev libssl-dev libxxhash-dev libcmocka-dev \
-             python3 python3-pytest python3-websockets python3-prometheus-client curl
+             python3 python3-pytest python3-websockets python3-prometheus-client curl \
+             chromium systemd
 PYTHON    := /usr/bin/python3
 
 BUILD        ?= build
@@ -124,15 +125,22 @@ $(BUILD)/bench/%: bench/%.c $(LIB)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(PKG_LIBS)
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/wsring
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/wsring $(DESTDIR)/lib/systemd/system
 	install -m 0755 $(PROG) $(DESTDIR)$(PREFIX)/bin/$(PROG)
+	sed 's|/usr/local/bin/wsring|$(PREFIX)/bin/$(PROG)|g' systemd/wsring.service \
+	    > $(DESTDIR)/lib/systemd/system/wsring.service.tmp
+	chmod 0644 $(DESTDIR)/lib/systemd/system/wsring.service.tmp
+	mv -f $(DESTDIR)/lib/systemd/system/wsring.service.tmp $(DESTDIR)/lib/systemd/system/wsring.service
 	@if [ -e $(DESTDIR)/etc/wsring/proxy.conf ]; then \
 	    echo "keeping existing $(DESTDIR)/etc/wsring/proxy.conf"; \
 	else install -m 0644 conf/proxy.conf $(DESTDIR)/etc/wsring/proxy.conf; fi
+	@echo "next (docs/DEPLOY.md): useradd --system --no-create-home --shell /usr/sbin/nologin wsring;" \
+	    "systemctl daemon-reload; systemctl enable --now wsring"
 
 deps:
 	@if ! pkg-config --exists $(PKGS) $(TEST_PKGS) || ! command -v clang >/dev/null \
 	    || ! command -v clang-format >/dev/null || ! command -v curl >/dev/null \
+	    || ! command -v chromium >/dev/null || ! command -v systemd-analyze >/dev/null \
 	    || ! $(PYTHON) -c 'import pytest, websockets, prometheus_client' 2>/dev/null; then \
 	    if [ "$$(id -u)" != 0 ]; then \
 	        echo "missing packages; as root run: apt-get install $(DEB_PKGS)" >&2; exit 1; fi; \
