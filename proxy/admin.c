@@ -14,6 +14,7 @@
 #include "proxy/head.h"
 #include "proxy/key.h"
 #include "proxy/route.h"
+#include "proxy/status_page.h"
 
 #define ADMIN_BATCH_MAX 10000      /* keys per POST /lookup */
 #define ADMIN_BODY_MAX  (4u << 20) /* 10000 keys of max_key_bytes, JSON-escaped */
@@ -170,6 +171,19 @@ admin_on_ring(struct evhttp_request *req, void *arg)
     admin_reply_json(req, 200, admin->ring(admin->ring_arg));
 }
 
+/* The status page (proxy/status_page.c): exactly "/", anything else is admin_on_other's. */
+static void
+admin_on_page(struct evhttp_request *req, void *arg)
+{
+    struct evbuffer *out = evhttp_request_get_output_buffer(req);
+
+    (void)arg;
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "text/html; charset=utf-8");
+    evbuffer_add_reference(out, status_page_html, strlen(status_page_html), NULL, NULL);
+    evhttp_send_reply(req, 200, "OK", out);
+}
+
 static void
 admin_on_other(struct evhttp_request *req, void *arg)
 {
@@ -196,6 +210,7 @@ admin_start(struct event_base *base, const struct conf *conf, struct route *cons
     evhttp_set_cb(admin->http, "/healthz", admin_on_healthz, admin);
     evhttp_set_cb(admin->http, "/lookup", admin_on_lookup, admin);
     evhttp_set_cb(admin->http, "/ring", admin_on_ring, admin);
+    evhttp_set_cb(admin->http, "/", admin_on_page, admin);
     evhttp_set_gencb(admin->http, admin_on_other, admin);
     if (evhttp_bind_socket_with_handle(admin->http, conf->admin.host, conf->admin.port) == NULL) {
         snprintf(err, err_len, "admin %s:%u: cannot listen (address in use?)", conf->admin.host,
