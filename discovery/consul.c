@@ -317,6 +317,7 @@ consul_on_answer(struct consul_watch *w)
     if (w->state == CONSUL_RETRYING) {
         log_msg(LOG_INFO, "event=consul_watch_recovered service=%s failures=%u",
                 w->conf->consul.service, w->failures);
+        w->error[0] = '\0';
     }
     w->failures = 0;
     consul_set_state(w, CONSUL_OK);

@@ -42,3 +42,20 @@ log_msg(enum log_level level, const char *fmt, ...)
         return;
     }
 }
+
+const char *
+log_escape(const char *src, char *buf, size_t cap)
+{
+    size_t n = 0;
+
+    for (; *src != '\0' && n + 3 < cap; src++) {
+        if (*src == '"' || *src == '\\') {
+            buf[n++] = '\\';
+            buf[n++] = *src;
+        } else {
+            buf[n++] = (unsigned char)*src < 0x20 || *src == 0x7f ? '?' : *src;
+        }
+    }
+    buf[n] = '\0';
+    return buf;
+}

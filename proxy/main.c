@@ -37,6 +37,7 @@ struct main_state {
     struct event_base *base;
     const char *conf_path;      /* borrowed; argv */
     struct settings *settings;  /* reference; the conf in force */
+    struct settings *boot;      /* reference; the conf the sockets and threads came from */
     const struct conf *conf;    /* == settings->conf */
     struct migrate_pacer pacer; /* shared by the workers */
     struct event *drain_check;  /* owned; SIGTERM: polls for the last connection */
@@ -202,6 +203,7 @@ main_stop(struct main_state *st)
     admin_stop(st->admin);      /* before admin (it answers the scrapes waiting) */
     publisher_destroy(st->publisher);
     settings_unref(st->settings);
+    settings_unref(st->boot);
     if (st->base != NULL) {
         event_base_free(st->base);
     }
@@ -294,9 +296,11 @@ main_reload(struct main_state *st)
     struct member_set *members = NULL;
 
     if (conf == NULL) {
+        char quoted[2 * CONF_ERR_LEN];
+
         log_msg(LOG_ERROR,
                 "event=reload_failed error=\"%s\" action=\"keeping the running configuration\"",
-                err);
+                log_escape(err, quoted, sizeof(quoted)));
         st->reloads_failed++;
         return;
     }
@@ -309,7 +313,7 @@ main_reload(struct main_state *st)
         st->reloads_failed++;
         return;
     }
-    if (!main_same_sockets(st->conf, conf)) {
+    if (!main_same_sockets(st->boot->conf, conf)) {
         log_msg(LOG_WARN, "event=reload_partial what=\"listen, admin and workers need a restart; "
                           "keeping the running ones\"");
     }
@@ -392,7 +396,10 @@ main_on_signal(evutil_socket_t sig, short what, void *arg)
 static int
 main_run(struct settings *settings, const char *conf_path)
 {
-    struct main_state st = { .conf_path = conf_path, .settings = settings, .conf = settings->conf };
+    struct main_state st = { .conf_path = conf_path,
+                             .settings = settings,
+                             .boot = settings_ref(settings),
+                             .conf = settings->conf };
     const struct conf *conf = st.conf;
     struct event *sigs[3] = { NULL, NULL, NULL };
     struct route *first = main_first_route(settings);
