@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,10 +26,15 @@
 #define CONN_HEAD_FIRST_ALLOC 2048
 #define CONN_LINGER_MS        2000 /* how long an answered client may keep sending */
 #define CONN_IP_LEN           INET6_ADDRSTRLEN
+#define CONN_KEEPALIVE_MS                                                                          \
+    60000 /* an idle keep-alive client gets this long for its next request                         \
+           */
 
 static void conn_on_head_read(evutil_socket_t fd, short what, void *arg);
 static void conn_on_handshake_timeout(evutil_socket_t fd, short what, void *arg);
 static void conn_connect_next(struct conn *c);
+static void conn_connected(struct conn *c, const struct member *m);
+static void conn_head_done(struct conn *c);
 
 static uint64_t
 conn_now_us(void)
@@ -162,6 +168,34 @@ conn_route(struct conn *c, const struct head *head, char *key, size_t *key_len)
     return c->ncand == 0 ? CLOSE_RING_EMPTY : CLOSE_DONE;
 }
 
+/* True when header H's comma-separated value holds TOKEN (case-insensitive). */
+static bool
+conn_has_token(const struct head_header *h, const char *token)
+{
+    size_t tlen = strlen(token), i = 0;
+
+    while (i < h->value_len) {
+        size_t start, end;
+
+        while (i < h->value_len &&
+               (h->value[i] == ' ' || h->value[i] == '\t' || h->value[i] == ',')) {
+            i++;
+        }
+        start = i;
+        while (i < h->value_len && h->value[i] != ',') {
+            i++;
+        }
+        end = i;
+        while (end > start && (h->value[end - 1] == ' ' || h->value[end - 1] == '\t')) {
+            end--;
+        }
+        if (end - start == tlen && strncasecmp(h->value + start, token, tlen) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Puts the forwarded head, then any early client bytes, into the backend's pending output. */
 static int
 conn_prepare_forward(struct conn *c, const struct head *head, const char *key, size_t key_len)
@@ -173,22 +207,65 @@ conn_prepare_forward(struct conn *c, const struct head *head, const char *key, s
         .key = key,
         .key_len = key_len,
         .fingerprint = c->route->fingerprint,
-        .connection_close = !head->upgrade_ws,
+        .connection_close = false,
+        .hop_by_hop = c->http,
     };
     struct conn_end *b = &c->end[SIDE_BACKEND];
-    size_t early = c->head_len - head->len;
+    size_t early = c->head_len - head->len, used = early, need;
 
+    if (c->http) {
+        /* Only this request's body goes along; what follows is the next request. */
+        enum http1_result r =
+            http1_body_scan(&c->req_body, (const uint8_t *)c->head + head->len, early, &used);
+
+        if (r == HTTP1_BAD) {
+            return -2;
+        }
+        c->req_done = r == HTTP1_DONE;
+    }
     conn_client_ip(c, ip);
-    b->pend_cap = forward_size(head, &info) + early;
-    b->pend = malloc(b->pend_cap);
-    if (b->pend == NULL) {
-        return -1;
+    need = forward_size(head, &info) + used;
+    if (b->pend_cap < need) {
+        uint8_t *p = realloc(b->pend, need);
+
+        if (p == NULL) {
+            return -1;
+        }
+        b->pend = p;
+        b->pend_cap = need;
     }
     b->pend_len = forward_write(c->head, head, &info, (char *)b->pend);
-    memcpy(b->pend + b->pend_len, c->head + head->len, early);
-    b->pend_len += early;
+    memcpy(b->pend + b->pend_len, c->head + head->len, used);
+    b->pend_len += used;
     b->pend_off = 0;
+    /* Keep the rest (a pipelined request) at the start of the head buffer. */
+    memmove(c->head, c->head + head->len + used, early - used);
+    c->head_len = early - used;
+    c->head_scanned = 0;
     return 0;
+}
+
+/* http: what the client's request says about the exchange (RFC 9112 §9.3). */
+static void
+conn_http_begin(struct conn *c, const struct head *head)
+{
+    const struct head_header *conn_hdr = head_find(head, "Connection", 10);
+    bool close_token = conn_hdr != NULL && conn_has_token(conn_hdr, "close");
+    bool keep_token = conn_hdr != NULL && conn_has_token(conn_hdr, "keep-alive");
+
+    c->http = 1;
+    c->head_req = head->method_len == 4 && memcmp(head->method, "HEAD", 4) == 0;
+    c->client_close = close_token || (head->minor_version == 0 && !keep_token);
+    c->req_done = 0;
+    c->resp_in_body = 0;
+    c->resp_head_len = 0;
+    if (head->chunked) {
+        http1_body_init(&c->req_body, HTTP1_BODY_CHUNKED, 0);
+    } else if (head->content_length > 0) {
+        http1_body_init(&c->req_body, HTTP1_BODY_LENGTH, (uint64_t)head->content_length);
+    } else {
+        http1_body_init(&c->req_body, HTTP1_BODY_NONE, 0);
+    }
 }
 
 static void
@@ -212,17 +289,28 @@ conn_head_done(struct conn *c)
     }
     c->upgrade = head.upgrade_ws;
     if (c->upgrade) {
+        c->http = 0;
         wsframe_init(&c->frames_in);
         wsframe_scan(&c->frames_in, (const uint8_t *)c->head + head.len, c->head_len - head.len,
                      WSFRAME_STOP_NONE);
+    } else {
+        conn_http_begin(c, &head);
     }
-    if (conn_prepare_forward(c, &head, key, key_len) == -1) {
+    switch (conn_prepare_forward(c, &head, key, key_len)) {
+    case -1:
         conn_close(c, CLOSE_NO_MEMORY);
         return;
+    case -2:
+        conn_close(c, CLOSE_BAD_HEAD); /* a body we cannot frame: never guess (smuggling) */
+        return;
+    default:
+        break;
     }
-    free(c->head);
-    c->head = NULL;
-    c->head_cap = c->head_len = 0;
+    if (!c->http) {
+        free(c->head); /* a WebSocket has no next request */
+        c->head = NULL;
+        c->head_cap = c->head_len = 0;
+    }
     event_del(&c->end[SIDE_CLIENT].rd);
     evtimer_del(&c->timer);
     c->state = CONN_CONNECTING;
@@ -292,12 +380,22 @@ conn_connect_next(struct conn *c)
     int one = 1;
 
     assert(c->state == CONN_CONNECTING);
+    b->eof = b->shut = b->blocked = 0; /* a new backend for this request */
     for (; c->icand < c->ncand; c->icand++) {
         const struct route_backend *rb = &c->route->backends[c->cand[c->icand]];
         int fd;
 
         if (rb->addr_len == 0) {
             continue; /* never resolved: as good as down */
+        }
+        if (c->http) {
+            const struct member *m = member_set_at(ring_members(c->route->ring), c->cand[c->icand]);
+
+            b->fd = pool_take(&c->worker->pool, m->id);
+            if (b->fd != -1) {
+                conn_connected(c, m);
+                return;
+            }
         }
         fd = socket(rb->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd == -1) {
@@ -319,6 +417,20 @@ conn_connect_next(struct conn *c)
     conn_close(c, CLOSE_NO_BACKEND);
 }
 
+/* The backend connection to M is up (new or from the pool): count it and relay. */
+static void
+conn_connected(struct conn *c, const struct member *m)
+{
+    c->member = m;
+    if (c->cand[c->icand] == ring_owner(c->route->ring, c->key_hash)) {
+        c->worker->metrics.routed++;
+    } else {
+        c->worker->metrics.retried++;
+    }
+    metrics_latency_add(&c->worker->metrics, conn_now_us() - c->accepted_us);
+    relay_start(c);
+}
+
 static void
 conn_on_connected(evutil_socket_t fd, short what, void *arg)
 {
@@ -333,14 +445,7 @@ conn_on_connected(evutil_socket_t fd, short what, void *arg)
         err = errno;
     }
     if (err == 0) {
-        c->member = m;
-        if (c->cand[c->icand] == ring_owner(c->route->ring, c->key_hash)) {
-            c->worker->metrics.routed++;
-        } else {
-            c->worker->metrics.retried++;
-        }
-        metrics_latency_add(&c->worker->metrics, conn_now_us() - c->accepted_us);
-        relay_start(c);
+        conn_connected(c, m);
         return;
     }
     log_msg(LOG_WARN, "event=backend_down member=%s address=%s error=\"%s\" down_hold_ms=%llu",
@@ -350,6 +455,40 @@ conn_on_connected(evutil_socket_t fd, short what, void *arg)
     b->fd = -1;
     c->icand++;
     conn_connect_next(c);
+}
+
+void
+conn_next_request(struct conn *c)
+{
+    struct conn_end *client = &c->end[SIDE_CLIENT];
+    struct timeval tv =
+        conn_tv(c->head_len > 0 ? c->route->conf->handshake_timeout_ms : CONN_KEEPALIVE_MS);
+
+    assert(c->state == CONN_RELAY && c->http);
+    c->member = NULL;
+    free(c->resp_head);
+    c->resp_head = NULL;
+    c->resp_head_len = 0;
+    if (c->client_close || client->eof) {
+        conn_close(c, CLOSE_DONE);
+        return;
+    }
+    c->state = CONN_READ_HEAD;
+    c->accepted_us = conn_now_us();
+    conn_event_del(&client->rd);
+    conn_event_del(&client->wr);
+    client->blocked = 0;
+    event_assign(&client->rd, c->worker->base, client->fd, EV_READ | EV_PERSIST, conn_on_head_read,
+                 c);
+    evtimer_del(&c->timer);
+    evtimer_assign(&c->timer, c->worker->base, conn_on_handshake_timeout, c);
+    evtimer_add(&c->timer, &tv);
+    /* A pipelined request may be here already. */
+    if (c->head_len > 0 && head_find_end(c->head, c->head_len, &c->head_scanned) != 0) {
+        conn_head_done(c);
+        return;
+    }
+    event_add(&client->rd, NULL);
 }
 
 /* ANSWERING: wait for the client's EOF so that closing cannot reset away our answer. */
@@ -424,6 +563,7 @@ conn_end_close(struct conn_end *e)
     }
     free(e->pend);
     e->pend = NULL;
+    e->pend_cap = e->pend_off = e->pend_len = 0;
 }
 
 void
@@ -455,5 +595,6 @@ conn_close(struct conn *c, enum close_reason reason)
     route_unref(c->route);
     c->route = NULL;
     free(c->head);
+    free(c->resp_head);
     free(c);
 }

@@ -15,6 +15,7 @@
 #include <event2/event_struct.h>
 
 #include "proxy/close.h"
+#include "proxy/http1.h"
 #include "proxy/route.h"
 #include "proxy/wsframe.h"
 
@@ -69,6 +70,18 @@ struct conn {
     uint8_t ncand;
     uint8_t icand;               /* the one being tried */
     unsigned upgrade : 1;        /* the request asked for a WebSocket upgrade */
+    unsigned http : 1;           /* plain HTTP: each request routed on its own (DESIGN §10.1) */
+    unsigned client_close : 1;   /* http: close the client after this response */
+    unsigned req_done : 1;       /* http: the request body has been forwarded whole */
+    unsigned head_req : 1;       /* http: the request is HEAD (its response has no body) */
+    unsigned resp_in_body : 1;   /* http: the response head has gone by */
+    unsigned resp_reusable : 1;  /* http: the backend may take another request */
+    unsigned next_on_flush : 1;  /* http: the response is complete once the client has it */
+    unsigned resp_streaming : 1; /* http: an open-ended response (SSE): migration ends it */
+    struct http1_body req_body;  /* http: where the request ends */
+    struct http1_body resp_body; /* http: where the response ends */
+    uint8_t *resp_head;          /* owned; http: response head bytes until it is complete */
+    size_t resp_head_len;
     unsigned resp_done : 1;      /* the backend's response head has passed */
     unsigned ws : 1;             /* the backend answered 101: scan frames from here */
     uint8_t resp_match;          /* CR LF CR LF bytes matched so far in the response */
@@ -110,5 +123,7 @@ void relay_close_gently(struct conn *c, uint16_t code, enum close_reason reason)
 
 /* Starts relaying (relay.c); the backend's pending bytes already hold the forwarded head. */
 void relay_start(struct conn *c);
+/* http: the exchange is over; reads the client's next request (conn.c). */
+void conn_next_request(struct conn *c);
 
 #endif /* WSRING_PROXY_CONN_H */

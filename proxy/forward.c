@@ -25,7 +25,7 @@ forward_drops(const struct head_header *h, const struct forward_info *info)
     if (forward_name_is(h, "X-Forwarded-Proto")) {
         return true;
     }
-    return info->connection_close &&
+    return (info->connection_close || info->hop_by_hop) &&
            (forward_name_is(h, "Connection") || forward_name_is(h, "Keep-Alive"));
 }
 

@@ -13,7 +13,8 @@ struct forward_info {
     const char *key;       /* X-Wsring-Key; not NUL-terminated, no control bytes */
     size_t key_len;
     const char *fingerprint; /* X-Wsring-Ring */
-    bool connection_close;   /* replace Connection with "close" (plain HTTP, one request) */
+    bool connection_close;   /* replace Connection with "close" */
+    bool hop_by_hop;         /* drop Connection and Keep-Alive: they describe the client's hop */
 };
 
 /* An upper bound of forward_write()'s output for HEAD and INFO. */

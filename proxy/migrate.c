@@ -109,8 +109,10 @@ migrate_plan(struct worker *w)
 
     TAILQ_FOREACH(c, &w->conns, link)
     {
-        bool misplaced =
-            enabled && c->state == CONN_RELAY && c->member != NULL && migrate_is_misplaced(c, now);
+        /* A plain request finishes on its own and the next one is routed afresh. */
+        bool movable = !c->http || (c->resp_in_body && c->resp_streaming);
+        bool misplaced = enabled && movable && c->state == CONN_RELAY && c->member != NULL &&
+                         migrate_is_misplaced(c, now);
 
         if (misplaced && !c->queued) {
             TAILQ_INSERT_TAIL(&w->misplaced, c, mlink);

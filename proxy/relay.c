@@ -11,11 +11,13 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include <event2/event.h>
 
 #include "conf/conf.h"
+#include "proxy/pool.h"
 #include "proxy/worker.h"
 
 #define RELAY_READS_PER_WAKEUP 4 /* fairness between connections of one worker */
@@ -49,7 +51,9 @@ relay_flush_head(struct conn *c)
         return;
     }
     b->pend_off = b->pend_len = 0;
-    event_add(&client->rd, NULL);
+    if (!(c->http && c->req_done)) {
+        event_add(&client->rd, NULL);
+    }
 }
 
 void
@@ -185,8 +189,12 @@ static int
 relay_send(struct conn *c, struct conn_end *from, struct conn_end *to, const uint8_t *buf,
            size_t len)
 {
-    ssize_t n = send(to->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t n = 0;
 
+    /* Bytes already waiting go first (an HTTP response may arrive in two sends per read). */
+    if (to->pend_off == to->pend_len) {
+        n = send(to->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
     if (n == -1) {
         if (errno != EAGAIN && errno != EINTR) {
             conn_close(c, relay_error_of(to));
@@ -204,6 +212,230 @@ relay_send(struct conn *c, struct conn_end *from, struct conn_end *to, const uin
     from->blocked = 1;
     event_del(&from->rd);
     event_add(&to->wr, NULL);
+    return 0;
+}
+
+/* True when TEXT (case-insensitive) occurs in BUF[0..LEN). */
+static bool
+relay_has_text(const uint8_t *buf, size_t len, const char *text)
+{
+    size_t n = strlen(text);
+
+    for (size_t i = 0; i + n <= len; i++) {
+        if (strncasecmp((const char *)buf + i, text, n) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* http: appends LEN bytes of the client's next request to the head buffer. Returns 0 or -1. */
+static int
+relay_http_stash(struct conn *c, const uint8_t *buf, size_t len)
+{
+    if (c->head_len + len > c->head_cap) {
+        char *p = realloc(c->head, c->head_len + len);
+
+        if (p == NULL) {
+            return -1;
+        }
+        c->head = p;
+        c->head_cap = c->head_len + len;
+    }
+    memcpy(c->head + c->head_len, buf, len);
+    c->head_len += len;
+    return 0;
+}
+
+/*
+ * http: the response is complete. The backend goes back to the pool if both
+ * sides kept to the protocol; the client reads its next request once it has
+ * every byte of this response.
+ */
+static void
+relay_http_done(struct conn *c)
+{
+    struct conn_end *b = &c->end[SIDE_BACKEND], *client = &c->end[SIDE_CLIENT];
+
+    if (client->pend_off < client->pend_len) {
+        c->next_on_flush = 1;
+        conn_event_del(&b->rd);
+        return;
+    }
+    c->next_on_flush = 0;
+    if (!c->req_done) {
+        c->client_close = 1; /* the rest of that body would read as a request: never */
+    }
+    if (c->resp_reusable && c->req_done && !b->eof && b->pend_off == b->pend_len) {
+        conn_event_del(&b->rd);
+        conn_event_del(&b->wr);
+        pool_put(&c->worker->pool, c->member->id, b->fd);
+        b->fd = -1;
+    } else {
+        conn_end_close(b);
+    }
+    c->resp_in_body = 0;
+    conn_next_request(c);
+}
+
+/* http: LEN response body bytes at BUF. Returns 0, or -1 when C is gone or finished. */
+static int
+relay_http_body(struct conn *c, const uint8_t *buf, size_t len)
+{
+    size_t used = 0;
+    enum http1_result r = http1_body_scan(&c->resp_body, buf, len, &used);
+
+    if (r == HTTP1_BAD) {
+        conn_close(c, CLOSE_BACKEND_ERROR);
+        return -1;
+    }
+    if (used > 0 && relay_send(c, &c->end[SIDE_BACKEND], &c->end[SIDE_CLIENT], buf, used) == -1) {
+        return -1;
+    }
+    if (r == HTTP1_DONE) {
+        if (used < len) {
+            c->resp_reusable = 0; /* bytes after the response: this backend is out of step */
+        }
+        relay_http_done(c);
+        return -1;
+    }
+    return 0;
+}
+
+static bool
+relay_is_hop_header(const uint8_t *line, size_t len)
+{
+    static const char *const names[] = { "Connection:", "Keep-Alive:" };
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        size_t n = strlen(names[i]);
+
+        if (len >= n && strncasecmp((const char *)line, names[i], n) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * http: sends the response head at the start of c->resp_head (LEN bytes)
+ * with the backend's Connection and Keep-Alive headers dropped: they speak
+ * of the backend hop. A FINAL head tells the client "Connection: close" when
+ * wsring will close it. Returns 0, or -1 when C is gone.
+ */
+static int
+relay_http_send_head(struct conn *c, size_t len, bool final)
+{
+    static const char closing[] = "Connection: close\r\n\r\n";
+    const uint8_t *in = c->resp_head, *end = in + len - 2; /* before the final CRLF */
+    uint8_t *out = malloc(len + sizeof(closing));
+    size_t n = 0;
+    int rc;
+
+    if (out == NULL) {
+        conn_close(c, CLOSE_NO_MEMORY);
+        return -1;
+    }
+    for (const uint8_t *line = in; line < end;) {
+        const uint8_t *eol = memchr(line, '\n', (size_t)(end - line));
+        size_t l = eol != NULL ? (size_t)(eol - line) + 1 : (size_t)(end - line);
+
+        if (line == in || !relay_is_hop_header(line, l)) {
+            memcpy(out + n, line, l);
+            n += l;
+        }
+        line += l;
+    }
+    if (final && c->client_close) {
+        memcpy(out + n, closing, sizeof(closing) - 1);
+        n += sizeof(closing) - 1;
+    } else {
+        memcpy(out + n, "\r\n", 2);
+        n += 2;
+    }
+    rc = relay_send(c, &c->end[SIDE_BACKEND], &c->end[SIDE_CLIENT], out, n);
+    free(out);
+    return rc;
+}
+
+/* http: backend bytes: the response head (interim 1xx heads too), then its framed body. */
+static void
+relay_http_response_bytes(struct conn *c, const uint8_t *buf, size_t len)
+{
+    struct http1_response resp;
+    uint8_t *p;
+
+    if (c->resp_in_body) {
+        relay_http_body(c, buf, len);
+        return;
+    }
+    p = realloc(c->resp_head, c->resp_head_len + len);
+    if (p == NULL) {
+        conn_close(c, CLOSE_NO_MEMORY);
+        return;
+    }
+    c->resp_head = p;
+    memcpy(p + c->resp_head_len, buf, len);
+    c->resp_head_len += len;
+    for (;;) {
+        enum http1_result r =
+            http1_response_parse(c->resp_head, c->resp_head_len, c->head_req, &resp);
+
+        if (r == HTTP1_MORE) {
+            return;
+        }
+        if (r == HTTP1_BAD) {
+            conn_close(c, CLOSE_BACKEND_ERROR);
+            return;
+        }
+        /* An event stream never ends by itself: migration must be able to end it. */
+        c->resp_streaming = relay_has_text(c->resp_head, resp.head_len, "text/event-stream");
+        if (resp.status >= 200 && resp.body == HTTP1_BODY_UNTIL_CLOSE) {
+            c->client_close = 1; /* the client knows the end only by our close */
+        }
+        if (relay_http_send_head(c, resp.head_len, resp.status >= 200) == -1) {
+            return;
+        }
+        c->resp_head_len -= resp.head_len;
+        memmove(c->resp_head, c->resp_head + resp.head_len, c->resp_head_len);
+        if (resp.status >= 200 || resp.status == 101) {
+            break;
+        }
+        /* 1xx (100 Continue): relayed; the real answer follows. */
+    }
+    c->resp_in_body = 1;
+    c->resp_reusable = resp.keep_alive;
+    http1_body_init(&c->resp_body, resp.body, resp.content_length);
+    p = c->resp_head;
+    c->resp_head = NULL;
+    if (relay_http_body(c, p, c->resp_head_len) == 0 && resp.body == HTTP1_BODY_NONE) {
+        relay_http_done(c);
+    }
+    free(p);
+}
+
+/* http: the client's bytes: only this request's body goes on; the rest waits in c->head. */
+static int
+relay_http_request_bytes(struct conn *c, const uint8_t *buf, size_t n, size_t *used)
+{
+    enum http1_result r = HTTP1_DONE;
+
+    *used = 0;
+    if (!c->req_done) {
+        r = http1_body_scan(&c->req_body, buf, n, used);
+    }
+    if (r == HTTP1_BAD) {
+        conn_close(c, CLOSE_BAD_HEAD);
+        return -1;
+    }
+    if (r == HTTP1_DONE) {
+        c->req_done = 1;
+        conn_event_del(&c->end[SIDE_CLIENT].rd); /* the next request waits for this response */
+        if (relay_http_stash(c, buf + *used, n - *used) == -1) {
+            conn_close(c, CLOSE_NO_MEMORY);
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -324,6 +556,25 @@ relay_close_gently(struct conn *c, uint16_t code, enum close_reason reason)
     evtimer_add(&c->timer, &tv);
 }
 
+/* http: an EOF. A close-delimited response ends with it; anything else cut short is an error. */
+static void
+relay_http_eof(struct conn *c, struct conn_end *from)
+{
+    if (from->side == SIDE_CLIENT) {
+        if (!c->req_done) {
+            conn_close(c, CLOSE_CLIENT_EOF); /* a request cut short: nothing to answer */
+        }
+        return; /* half-closed after a whole request: answer it, then close */
+    }
+    if (c->resp_in_body && c->resp_body.kind == HTTP1_BODY_UNTIL_CLOSE) {
+        c->resp_reusable = 0;
+        c->client_close = 1; /* the client knows the end only by our close */
+        relay_http_done(c);
+        return;
+    }
+    conn_close(c, CLOSE_BACKEND_ERROR);
+}
+
 static void
 relay_on_read(evutil_socket_t fd, short what, void *arg)
 {
@@ -344,7 +595,9 @@ relay_on_read(evutil_socket_t fd, short what, void *arg)
         if (n == 0) {
             from->eof = 1;
             event_del(&from->rd);
-            if (to->pend_off == to->pend_len) {
+            if (c->http) {
+                relay_http_eof(c, from);
+            } else if (to->pend_off == to->pend_len) {
                 relay_pass_eof(c, to);
             }
             return;
@@ -359,11 +612,23 @@ relay_on_read(evutil_socket_t fd, short what, void *arg)
             w->metrics.bytes_in += (uint64_t)n;
             if (c->upgrade) {
                 wsframe_scan(&c->frames_in, w->scratch, (size_t)n, WSFRAME_STOP_NONE);
+            } else if (c->http) {
+                size_t used;
+
+                if (relay_http_request_bytes(c, w->scratch, (size_t)n, &used) == -1 ||
+                    (used > 0 && relay_send(c, from, to, w->scratch, used) == -1) || c->req_done) {
+                    return;
+                }
+                continue;
             }
         } else {
             w->metrics.bytes_out += (uint64_t)n;
             if (c->state == CONN_MIGRATING) {
                 relay_migrating_bytes(c, (size_t)n);
+                return;
+            }
+            if (c->http) {
+                relay_http_response_bytes(c, w->scratch, (size_t)n);
                 return;
             }
             relay_inspect_backend_bytes(c, w->scratch, (size_t)n);
@@ -405,6 +670,17 @@ relay_on_write(evutil_socket_t fd, short what, void *arg)
             conn_close(c, (enum close_reason)c->close_reason); /* RFC 6455 s7.1.1 */
         }
         return; /* the backend is gone: nothing to resume */
+    }
+    if (c->http) {
+        if (to->side == SIDE_CLIENT && c->next_on_flush) {
+            relay_http_done(c);
+            return;
+        }
+        from->blocked = 0;
+        if (!from->eof && !(from->side == SIDE_CLIENT && c->req_done) && from->fd != -1) {
+            event_add(&from->rd, NULL);
+        }
+        return;
     }
     if (from->eof) {
         relay_pass_eof(c, to);

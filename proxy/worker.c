@@ -18,6 +18,7 @@
 #include "proxy/log.h"
 #include "proxy/migrate.h"
 #include "proxy/route.h"
+#include "ring/ring.h"
 
 #define WORKER_SCRATCH_BYTES   (128 * 1024) /* one relay read; big reads make bulk cheap */
 #define WORKER_ACCEPT_BATCH    64 /* accepts per wakeup, so a storm cannot starve relays */
@@ -124,6 +125,7 @@ worker_on_stop(evutil_socket_t fd, short what, void *arg)
     }
     evtimer_del(&w->accept_pause);
     evtimer_del(&w->migrate_ev);
+    pool_fini(&w->pool);
     while ((c = TAILQ_FIRST(&w->conns)) != NULL) {
         if (c->state == CONN_ANSWERING) {
             c->state = CONN_RELAY; /* skip the linger: we are leaving */
@@ -148,6 +150,7 @@ worker_on_route(evutil_socket_t fd, short what, void *arg)
     if (next != NULL) {
         route_unref(w->route);
         w->route = next;
+        pool_prune(&w->pool, ring_members(next->ring)); /* members that left: drain */
         migrate_plan(w);
     }
 }
@@ -289,6 +292,7 @@ worker_create(unsigned id, const struct conf *conf, struct route *route,
     w->pacer = pacer;
     w->rand_state = id * 2654435761u + (unsigned)time(NULL);
     w->base = event_base_new();
+    pool_init(&w->pool, w->base);
     w->scratch_len = WORKER_SCRATCH_BYTES;
     w->scratch = malloc(w->scratch_len);
     w->listeners = calloc(conf->nlisten, sizeof(*w->listeners));
@@ -350,6 +354,7 @@ worker_destroy(struct worker *w)
     pthread_mutex_destroy(&w->route_lock);
     free(w->scratch);
     if (w->base != NULL) {
+        pool_fini(&w->pool);
         event_base_free(w->base);
     }
     free(w);

@@ -15,6 +15,7 @@
 
 #include "proxy/close.h"
 #include "proxy/metrics.h"
+#include "proxy/pool.h"
 
 struct conf;
 struct conn;
@@ -52,6 +53,7 @@ struct worker {
     uint8_t *scratch;            /* owned; relay read buffer */
     size_t scratch_len;
     TAILQ_HEAD(, conn) conns;
+    struct pool pool;                     /* idle keep-alive backend connections */
     TAILQ_HEAD(, conn) misplaced;         /* conns waiting for their paced migration */
     struct event migrate_ev;              /* the next paced migration */
     struct migrate_pacer *pacer;          /* borrowed; shared by all workers */

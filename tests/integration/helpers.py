@@ -92,7 +92,37 @@ def http_get(port, target, host="127.0.0.1", timeout=5.0):
         conn.close()
 
 
-def raw_exchange(port, data, host="127.0.0.1", timeout=5.0):
+def response_complete(got):
+    """True when GOT holds one whole HTTP response (framed by Content-Length or chunked)."""
+    head, sep, body = got.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/1.") else 0
+    if 100 <= status < 200:
+        return response_complete(body)
+    fields = {}
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        fields[name.strip().lower()] = value.strip().lower()
+    if status in (204, 304):
+        return True
+    if b"chunked" in fields.get(b"transfer-encoding", b""):
+        return body.endswith(b"0\r\n\r\n")
+    if b"content-length" in fields:
+        return len(body) >= int(fields[b"content-length"])
+    return False  # close-delimited: only EOF ends it
+
+
+def http_exchange(port, data, host="127.0.0.1", timeout=5.0):
+    """Sends DATA on a fresh connection and reads one response.
+
+    Returns (bytes received, how): "open" when a whole response arrived and the connection
+    stayed open (keep-alive), else "eof", "reset" or "timeout" as raw_exchange.
+    """
+    return raw_exchange(port, data, host, timeout, until=response_complete)
+
+
+def raw_exchange(port, data, host="127.0.0.1", timeout=5.0, until=None):
     """Sends DATA on a fresh connection and reads until EOF or TIMEOUT.
 
     Returns (bytes received, how it ended): "eof", "reset" or "timeout".
@@ -122,6 +152,8 @@ def raw_exchange(port, data, host="127.0.0.1", timeout=5.0):
             if not chunk:
                 return got, "eof"
             got += chunk
+            if until is not None and until(got):
+                return got, "open"
     finally:
         s.close()
 

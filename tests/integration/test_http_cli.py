@@ -1,4 +1,4 @@
-"""Acceptance 6: plain HTTP routed like WebSockets (Connection: close), the key rules, and the CLI."""
+"""Acceptance 6: plain HTTP routed per request on keep-alive connections, the key rules, the CLI."""
 import hashlib
 import json
 import os
@@ -6,7 +6,9 @@ import re
 
 import pytest
 
-from helpers import backend_lines, raw_exchange, run_wsring, split_response
+import socket
+
+from helpers import backend_lines, http_exchange, response_complete, run_wsring, split_response
 
 WSRING_HEADERS = ("x-forwarded-for", "x-forwarded-proto", "x-wsring-key", "x-wsring-ring")
 
@@ -17,14 +19,65 @@ def http_backends(env):
 
 
 def request(port, data):
-    resp, how = raw_exchange(port, data, timeout=5)
+    resp, how = http_exchange(port, data, timeout=5)
     status, headers, body = split_response(resp)
-    assert how == "eof", f"wsring must close the client connection after the response ({how})"
+    # keep-alive: the response is whole and the connection stays open for the next request
+    assert how == "open", f"wsring must keep the client connection after the response ({how})"
     assert status == 200, resp[:300]
     return headers, json.loads(body)
 
 
-def test_plain_http_routed_with_connection_close(env, http_backends):
+def dechunk(body):
+    out, rest = b"", body
+    while True:
+        size_line, _, rest = rest.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            return out
+        out, rest = out + rest[:size], rest[size + 2:]
+
+
+def read_response(sock, timeout=5.0, head_only=False):
+    """Reads one whole response (only the head for HEAD); a chunked body comes back decoded."""
+    sock.settimeout(timeout)
+    got = b""
+    while not (b"\r\n\r\n" in got if head_only else response_complete(got)):
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed mid-response: {got[:200]!r}"
+        got += chunk
+    status, headers, body = split_response(got)
+    if "chunked" in dict(headers).get("transfer-encoding", ""):
+        body = dechunk(body)
+    return status, headers, body
+
+
+def test_each_request_on_a_keep_alive_connection_goes_to_its_own_owner(env, http_backends):
+    proxy = env.wsring("key query:user\n" + backend_lines(http_backends))
+    users = [f"user-{i}" for i in range(60)]
+    owners = {u: proxy.lookup(u)["owner"] for u in users}
+    assert len(set(owners.values())) == 3
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as s:
+        for u in users:  # one connection, many users: never "the first request decides"
+            s.sendall(f"GET /send?user={u} HTTP/1.1\r\nHost: h\r\n\r\n".encode())
+            status, headers, body = read_response(s)
+            rep = json.loads(body)
+            assert status == 200 and rep["backend"] == owners[u], (u, rep["backend"], owners[u])
+            assert "connection" not in dict(headers), headers
+        # pipelined: three requests in one write, answered in order by their own owners
+        batch = users[:3]
+        s.sendall(b"".join(f"GET /p?user={u} HTTP/1.1\r\nHost: h\r\n\r\n".encode()
+                           for u in batch))
+        for u in batch:
+            _st, _h, body = read_response(s)
+            assert json.loads(body)["backend"] == owners[u]
+        # Connection: close from the client ends the connection after that response
+        s.sendall(b"GET /last?user=zed HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        _st, headers, _b = read_response(s)
+        assert dict(headers).get("connection") == "close"
+        assert s.recv(10) == b""
+
+
+def test_plain_http_routed_with_hop_by_hop_headers_dropped(env, http_backends):
     proxy = env.wsring("key query:user\n" + backend_lines(http_backends))
     look = proxy.lookup("alice")
     client_lines = [b"GET /api/hello?user=alice&x=1 HTTP/1.1", b"Host: example.test",
@@ -33,7 +86,7 @@ def test_plain_http_routed_with_connection_close(env, http_backends):
     assert rep["backend"] == look["owner"] and rep["target"] == "/api/hello?user=alice&x=1"
     got = rep["headers"]
     conn = [v for n, v in got if n.lower() == "connection"]
-    assert conn == ["close"], f"backend saw Connection {conn}"
+    assert conn == [], f"the client's hop-by-hop Connection reached the backend: {conn}"
     one = {n.lower(): v for n, v in got}
     for name in WSRING_HEADERS:
         assert [n.lower() for n, _ in got].count(name) == 1, f"{name} not exactly once: {got}"
@@ -113,3 +166,42 @@ def test_version_and_help():
     assert r.returncode == 0 and re.search(r"\d+\.\d+\.\d+", r.stdout + r.stderr), r
     r = run_wsring(["-h"])
     assert r.returncode == 0 and "-c" in r.stdout + r.stderr, r
+
+
+def test_backend_connections_are_pooled_and_each_request_routed(env):
+    """Per-request routing over wsring's own keep-alive pool (DESIGN §10.1)."""
+    import subprocess
+
+    from helpers import HERE, NODE
+
+    if not NODE:
+        pytest.skip("node not found")
+    backends = []
+    for name in ("ka-a", "ka-b", "ka-c"):
+        proc = env.spawn(f"backend-{name}", [NODE, str(HERE / "backend_node_http.js"), name, "0"],
+                         stdout=subprocess.PIPE)
+        backends.append((name, env.read_ready(proc)))
+    proxy = env.wsring("key query:user\n" + "".join(
+        f"backend {n} 127.0.0.1:{p}\n" for n, p in backends))
+    users = [f"user-{i}" for i in range(40)]
+    owners = {u: proxy.lookup(u)["owner"] for u in users}
+    seen = {}
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as s:
+        for i in range(400):
+            u = users[i % len(users)]
+            body = b"z" * (i % 9) * 111
+            s.sendall(b"POST /m?user=%s HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n"
+                      % (u.encode(), len(body)) + body)
+            status, _h, rbody = read_response(s)
+            rep = json.loads(rbody)
+            assert status == 200 and rep["backend"] == owners[u] and rep["len"] == len(body)
+            seen[rep["backend"]] = rep["conns"]
+        s.sendall(b"HEAD /h?user=x HTTP/1.1\r\nHost: h\r\n\r\n")
+        status, headers, rbody = read_response(s, head_only=True)
+        assert status == 200 and rbody == b"" and dict(headers)["content-length"] == "5"
+        # the HEAD answer's Content-Length announced no body: the next request still works
+        s.sendall(b"GET /after?user=user-1 HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert json.loads(read_response(s)[2])["backend"] == owners["user-1"]
+    # 400 requests over one client connection: each backend saw a handful of connections at most
+    assert set(seen) == {n for n, _ in backends}
+    assert all(c <= 4 for c in seen.values()), seen

@@ -1,0 +1,115 @@
+/* Per-worker pool of idle keep-alive backend connections (DESIGN §10.1). */
+#include "proxy/pool.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "ring/member_set.h"
+
+struct pool_conn {
+    struct pool *pool; /* borrowed; the owner */
+    int fd;            /* owned */
+    struct event ev;   /* readable (EOF, stray bytes) or idle timeout */
+    TAILQ_ENTRY(pool_conn) link;
+    char member_id[]; /* NUL-terminated */
+};
+
+void
+pool_init(struct pool *p, struct event_base *base)
+{
+    p->base = base;
+    TAILQ_INIT(&p->idle);
+    p->nidle = 0;
+}
+
+static void
+pool_close(struct pool *p, struct pool_conn *pc)
+{
+    TAILQ_REMOVE(&p->idle, pc, link);
+    p->nidle--;
+    event_del(&pc->ev);
+    close(pc->fd);
+    free(pc);
+}
+
+/* An idle backend that speaks or closes is no longer reusable; nor one idle too long. */
+static void
+pool_on_event(evutil_socket_t fd, short what, void *arg)
+{
+    struct pool_conn *pc = arg;
+
+    (void)fd;
+    (void)what;
+    pool_close(pc->pool, pc);
+}
+
+void
+pool_fini(struct pool *p)
+{
+    while (!TAILQ_EMPTY(&p->idle)) {
+        pool_close(p, TAILQ_FIRST(&p->idle));
+    }
+}
+
+int
+pool_take(struct pool *p, const char *member_id)
+{
+    struct pool_conn *pc;
+
+    /* Most recently used first: it is the least likely to have been closed by the server. */
+    TAILQ_FOREACH_REVERSE(pc, &p->idle, pool_idle_head, link)
+    {
+        if (strcmp(pc->member_id, member_id) == 0) {
+            int fd = pc->fd;
+
+            TAILQ_REMOVE(&p->idle, pc, link);
+            p->nidle--;
+            event_del(&pc->ev);
+            free(pc);
+            return fd;
+        }
+    }
+    return -1;
+}
+
+void
+pool_put(struct pool *p, const char *member_id, int fd)
+{
+    struct timeval tv = { .tv_sec = POOL_IDLE_MS / 1000, .tv_usec = (POOL_IDLE_MS % 1000) * 1000 };
+    size_t len = strlen(member_id), same = 0;
+    struct pool_conn *pc;
+
+    TAILQ_FOREACH(pc, &p->idle, link)
+    {
+        same += strcmp(pc->member_id, member_id) == 0;
+    }
+    pc = same < POOL_PER_MEMBER ? malloc(sizeof(*pc) + len + 1) : NULL;
+    if (pc == NULL) {
+        close(fd);
+        return;
+    }
+    pc->pool = p;
+    pc->fd = fd;
+    memcpy(pc->member_id, member_id, len + 1);
+    event_assign(&pc->ev, p->base, fd, EV_READ, pool_on_event, pc);
+    event_add(&pc->ev, &tv);
+    TAILQ_INSERT_TAIL(&p->idle, pc, link);
+    p->nidle++;
+}
+
+void
+pool_prune(struct pool *p, const struct member_set *members)
+{
+    struct pool_conn *pc, *next;
+
+    for (pc = TAILQ_FIRST(&p->idle); pc != NULL; pc = next) {
+        next = TAILQ_NEXT(pc, link);
+        if (member_set_find(members, pc->member_id) < 0) {
+            pool_close(p, pc);
+        }
+    }
+}

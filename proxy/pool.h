@@ -1,0 +1,36 @@
+/*
+ * Idle keep-alive backend connections of one worker, per member id (DESIGN
+ * §10.1), so per-request routing does not pay a connect per request. An idle
+ * connection is closed when the backend closes it or sends anything, after
+ * POOL_IDLE_MS, or when its member leaves the ring. Worker thread only.
+ */
+#ifndef WSRING_PROXY_POOL_H
+#define WSRING_PROXY_POOL_H
+
+#include <stddef.h>
+#include <sys/queue.h>
+
+#define POOL_IDLE_MS    4000 /* below the 5 s keep-alive timeout of common servers (Node) */
+#define POOL_PER_MEMBER 64   /* idle connections kept per member and worker */
+
+struct event_base;
+struct member_set;
+struct pool_conn;
+
+struct pool {
+    struct event_base *base;                    /* borrowed */
+    TAILQ_HEAD(pool_idle_head, pool_conn) idle; /* most recently used last */
+    size_t nidle;
+};
+
+void pool_init(struct pool *p, struct event_base *base);
+/* Closes every idle connection. */
+void pool_fini(struct pool *p);
+/* Returns an idle connection to MEMBER_ID (the caller owns the fd now), or -1. */
+int pool_take(struct pool *p, const char *member_id);
+/* Keeps FD (ownership passes to the pool) as idle for MEMBER_ID, or closes it when full. */
+void pool_put(struct pool *p, const char *member_id, int fd);
+/* Closes the idle connections of members not in MEMBERS (they left the ring). */
+void pool_prune(struct pool *p, const struct member_set *members);
+
+#endif /* WSRING_PROXY_POOL_H */
