@@ -168,34 +168,6 @@ conn_route(struct conn *c, const struct head *head, char *key, size_t *key_len)
     return c->ncand == 0 ? CLOSE_RING_EMPTY : CLOSE_DONE;
 }
 
-/* True when header H's comma-separated value holds TOKEN (case-insensitive). */
-static bool
-conn_has_token(const struct head_header *h, const char *token)
-{
-    size_t tlen = strlen(token), i = 0;
-
-    while (i < h->value_len) {
-        size_t start, end;
-
-        while (i < h->value_len &&
-               (h->value[i] == ' ' || h->value[i] == '\t' || h->value[i] == ',')) {
-            i++;
-        }
-        start = i;
-        while (i < h->value_len && h->value[i] != ',') {
-            i++;
-        }
-        end = i;
-        while (end > start && (h->value[end - 1] == ' ' || h->value[end - 1] == '\t')) {
-            end--;
-        }
-        if (end - start == tlen && strncasecmp(h->value + start, token, tlen) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
 /* Puts the forwarded head, then any early client bytes, into the backend's pending output. */
 static int
 conn_prepare_forward(struct conn *c, const struct head *head, const char *key, size_t key_len)
@@ -250,8 +222,8 @@ static void
 conn_http_begin(struct conn *c, const struct head *head)
 {
     const struct head_header *conn_hdr = head_find(head, "Connection", 10);
-    bool close_token = conn_hdr != NULL && conn_has_token(conn_hdr, "close");
-    bool keep_token = conn_hdr != NULL && conn_has_token(conn_hdr, "keep-alive");
+    bool close_token = conn_hdr != NULL && head_list_has(conn_hdr, "close");
+    bool keep_token = conn_hdr != NULL && head_list_has(conn_hdr, "keep-alive");
 
     c->http = 1;
     c->head_req = head->method_len == 4 && memcmp(head->method, "HEAD", 4) == 0;

@@ -323,8 +323,7 @@ head_parse_content_length(const struct head_header *h, int64_t *out)
     return NULL;
 }
 
-/* True when the comma-separated list in H's value holds TOKEN (ASCII case ignored). */
-static bool
+bool
 head_list_has(const struct head_header *h, const char *token)
 {
     size_t i = 0;

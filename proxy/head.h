@@ -59,4 +59,7 @@ enum head_result head_parse(const char *buf, size_t len, struct head *head, cons
 /* Returns the first header named NAME (case-insensitive), or NULL. */
 const struct head_header *head_find(const struct head *head, const char *name, size_t name_len);
 
+/* True when the comma-separated list in H's value holds TOKEN (ASCII case ignored). */
+bool head_list_has(const struct head_header *h, const char *token);
+
 #endif /* WSRING_PROXY_HEAD_H */
