@@ -87,9 +87,11 @@ asan:
 	    $(PYTHON) -m pytest -q -p no:cacheprovider $(ASAN_PYTEST_ARGS)
 
 # Integration tests: real stock backends and clients driven by pytest; the
-# Consul double's own tests.
+# Consul double's own tests; the Python and JavaScript ring ports against the C ring.
 integration: all
 	cd tests/consul && $(PYTHON) -m pytest -q -p no:cacheprovider
+	$(PYTHON) -m pytest -q -p no:cacheprovider clients/python
+	node --test clients/js/
 	@if [ -d tests/integration ] && ls tests/integration/test_*.py >/dev/null 2>&1; then \
 	    cd tests/integration && WSRING_BIN=$(CURDIR)/wsring $(PYTHON) -m pytest -q -p no:cacheprovider; \
 	else echo "integration: no tests yet"; fi
