@@ -408,9 +408,7 @@ relay_http_response_bytes(struct conn *c, const uint8_t *buf, size_t len)
     http1_body_init(&c->resp_body, resp.body, resp.content_length);
     p = c->resp_head;
     c->resp_head = NULL;
-    if (relay_http_body(c, p, c->resp_head_len) == 0 && resp.body == HTTP1_BODY_NONE) {
-        relay_http_done(c);
-    }
+    relay_http_body(c, p, c->resp_head_len); /* may end the exchange, or C */
     free(p);
 }
 
@@ -570,6 +568,13 @@ relay_http_eof(struct conn *c, struct conn_end *from)
         c->resp_reusable = 0;
         c->client_close = 1; /* the client knows the end only by our close */
         relay_http_done(c);
+        return;
+    }
+    if (!c->resp_in_body && c->resp_head_len == 0) {
+        /* Not a byte of an answer yet: the client still waits for one, say 502 (not a silent
+         * close). */
+        c->state = CONN_CONNECTING;
+        conn_close(c, CLOSE_NO_BACKEND);
         return;
     }
     conn_close(c, CLOSE_BACKEND_ERROR);
