@@ -80,13 +80,14 @@ scrape_on_done(evutil_socket_t fd, short what, void *arg)
     struct metrics_main m;
     struct metrics_backend *backends;
     size_t nbackends;
-    struct evbuffer *text = evbuffer_new();
+    struct evbuffer *text;
 
     (void)fd;
     (void)what;
-    if (atomic_load(&s->pending) != 0) {
+    if (atomic_load(&s->pending) != 0 || s->nwaiting == 0) {
         return; /* activations coalesce: the last worker's wakes us again */
     }
+    text = evbuffer_new();
     memset(&sum, 0, sizeof(sum));
     memset(&m, 0, sizeof(m));
     for (unsigned i = 0; i < s->nworkers; i++) {
