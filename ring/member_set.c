@@ -24,6 +24,8 @@ member_set_member_free(struct member *m)
     m->id = NULL;
     free(m->address);
     m->address = NULL;
+    free(m->public_url);
+    m->public_url = NULL;
 }
 
 void
@@ -126,6 +128,7 @@ member_set_add(struct member_set *set, const char *id, const char *address, uint
     m.id = strdup(id);
     m.address = strdup(address);
     m.weight = weight;
+    m.public_url = NULL;
     if (m.id == NULL || m.address == NULL) {
         member_set_member_free(&m);
         errno = ENOMEM;
@@ -135,6 +138,32 @@ member_set_add(struct member_set *set, const char *id, const char *address, uint
     set->members[at] = m;
     set->nmembers++;
     return 0;
+}
+
+int
+member_set_set_public_url(struct member_set *set, const char *id, const char *url)
+{
+    long at = member_set_find(set, id);
+    char *copy = NULL;
+
+    if (at < 0) {
+        errno = ENOENT;
+        return -1;
+    }
+    if (url != NULL && (copy = strdup(url)) == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    free(set->members[at].public_url);
+    set->members[at].public_url = copy;
+    return 0;
+}
+
+/* NULL-safe string equality: two absent values are equal. */
+static bool
+member_set_same_text(const char *a, const char *b)
+{
+    return a == NULL || b == NULL ? a == b : strcmp(a, b) == 0;
 }
 
 struct member_set *
@@ -161,7 +190,10 @@ member_set_copy(const struct member_set *set)
         to->id = strdup(set->members[i].id);
         to->address = strdup(set->members[i].address);
         to->weight = set->members[i].weight;
-        if (to->id == NULL || to->address == NULL) {
+        to->public_url =
+            set->members[i].public_url != NULL ? strdup(set->members[i].public_url) : NULL;
+        if (to->id == NULL || to->address == NULL ||
+            (to->public_url == NULL && set->members[i].public_url != NULL)) {
             member_set_destroy(copy);
             errno = ENOMEM;
             return NULL;
@@ -201,7 +233,8 @@ member_set_equal(const struct member_set *a, const struct member_set *b)
         const struct member *x = &a->members[i], *y = &b->members[i];
 
         if (x->weight != y->weight || strcmp(x->id, y->id) != 0 ||
-            strcmp(x->address, y->address) != 0) {
+            strcmp(x->address, y->address) != 0 ||
+            !member_set_same_text(x->public_url, y->public_url)) {
             return false;
         }
     }

@@ -13,6 +13,7 @@ struct member {
     char *id;        /* owned; NUL-terminated, compared with memcmp over its bytes */
     char *address;   /* owned; "host:port" or "[v6addr]:port" as the source gave it */
     uint32_t weight; /* 1 .. MEMBER_SET_MAX_WEIGHT */
+    char *public_url; /* owned or NULL; where clients reach it directly (redirect mode, DESIGN §10) */
 };
 
 struct member_set;
@@ -27,6 +28,12 @@ void member_set_destroy(struct member_set *set);
  * 0 or above MEMBER_SET_MAX_WEIGHT) or ENOMEM; SET is unchanged on failure.
  */
 int member_set_add(struct member_set *set, const char *id, const char *address, uint32_t weight);
+/*
+ * Sets the public_url of the member with ID (NULL clears it). Not part of the
+ * ring contract: it never changes the fingerprint or an owner. Returns 0, or
+ * -1 with errno ENOENT (no such member) or ENOMEM.
+ */
+int member_set_set_public_url(struct member_set *set, const char *id, const char *url);
 /* Returns a deep copy, or NULL on ENOMEM. */
 struct member_set *member_set_copy(const struct member_set *set);
 size_t member_set_count(const struct member_set *set);
@@ -34,7 +41,7 @@ size_t member_set_count(const struct member_set *set);
 const struct member *member_set_at(const struct member_set *set, size_t i);
 /* Returns the index of the member with ID, or -1. */
 long member_set_find(const struct member_set *set, const char *id);
-/* True when both sets hold the same ids, addresses and weights. */
+/* True when both sets hold the same ids, addresses, weights and public_urls. */
 bool member_set_equal(const struct member_set *a, const struct member_set *b);
 
 #endif /* WSRING_RING_MEMBER_SET_H */

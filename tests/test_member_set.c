@@ -170,6 +170,30 @@ test_equal_compares_ids_addresses_and_weights(void **state)
 }
 
 static void
+test_public_url_is_copied_compared_and_outside_the_ring(void **state)
+{
+    struct member_set *a = member_set_create(), *b;
+
+    (void)state;
+    assert_int_equal(member_set_add(a, "ws-a", "127.0.0.1:1", 1), 0);
+    assert_null(member_set_at(a, 0)->public_url);
+    assert_int_equal(member_set_set_public_url(a, "ws-x", "https://x"), -1);
+    assert_int_equal(errno, ENOENT);
+    b = member_set_copy(a);
+    assert_int_equal(member_set_set_public_url(a, "ws-a", "https://a.example/"), 0);
+    assert_false(member_set_equal(a, b)); /* a publish must carry the new url */
+    member_set_destroy(b);
+    b = member_set_copy(a);
+    assert_string_equal(member_set_at(b, 0)->public_url, "https://a.example/");
+    assert_ptr_not_equal(member_set_at(b, 0)->public_url, member_set_at(a, 0)->public_url);
+    assert_true(member_set_equal(a, b));
+    assert_int_equal(member_set_set_public_url(b, "ws-a", NULL), 0);
+    assert_null(member_set_at(b, 0)->public_url);
+    member_set_destroy(a);
+    member_set_destroy(b);
+}
+
+static void
 test_empty_set_is_valid(void **state)
 {
     struct member_set *set = member_set_create(), *copy;
@@ -222,6 +246,7 @@ main(void)
         cmocka_unit_test(test_find_returns_the_index_or_minus_one),
         cmocka_unit_test(test_copy_is_deep_and_equal),
         cmocka_unit_test(test_equal_compares_ids_addresses_and_weights),
+        cmocka_unit_test(test_public_url_is_copied_compared_and_outside_the_ring),
         cmocka_unit_test(test_empty_set_is_valid),
         cmocka_unit_test(test_many_members_in_random_order_stay_sorted),
     };
