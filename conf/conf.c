@@ -113,7 +113,7 @@ static const char *conf_set_consul_retry_max(void *field, char **args, int nargs
 /* clang-format off */
 static const struct conf_directive conf_directives[] = {
     /* name               args  parser                field                         default           flags */
-    { "listen",            1, 1, conf_add_listen,       WHOLE,                        NULL,             REP | REQ },
+    { "listen",            1, 3, conf_add_listen,       WHOLE,                        NULL,             REP | REQ },
     { "admin",             1, 1, conf_set_admin,        FIELD(admin),                 "127.0.0.1:9090", 0 },
     { "workers",           1, 1, conf_set_workers,      FIELD(workers),               "auto",           0 },
     { "key",               1, 1, conf_add_key,          WHOLE,                        "query:user",     REP },
@@ -217,25 +217,38 @@ static const char *
 conf_add_listen(void *field, char **args, int nargs)
 {
     struct conf *conf = field;
-    struct conf_addr addr, *slot;
-    const char *what = conf_value_addr(args[0], strlen(args[0]), &addr);
+    struct conf_listen l = { 0 }, *slot;
+    const char *what;
 
-    (void)nargs;
+    for (int i = 1; i < nargs; i++) {
+        bool *flag = strcmp(args[i], "tls") == 0              ? &l.tls
+                     : strcmp(args[i], "proxy_protocol") == 0 ? &l.proxy_protocol
+                                                              : NULL;
+
+        if (flag == NULL) {
+            return "takes flags tls and proxy_protocol after the address";
+        }
+        if (*flag) {
+            return "repeats a flag";
+        }
+        *flag = true;
+    }
+    what = conf_value_addr(args[0], strlen(args[0]), &l.addr);
     if (what != NULL) {
         return what;
     }
     for (size_t i = 0; i < conf->nlisten; i++) {
-        if (conf_value_addr_equal(&conf->listen[i], &addr)) {
-            free(addr.host);
+        if (conf_value_addr_equal(&conf->listen[i].addr, &l.addr)) {
+            free(l.addr.host);
             return "is a duplicate";
         }
     }
     slot = conf_append((void **)&conf->listen, conf->nlisten, sizeof(*slot));
     if (slot == NULL) {
-        free(addr.host);
+        free(l.addr.host);
         return conf_value_enomem;
     }
-    *slot = addr;
+    *slot = l;
     conf->nlisten++;
     return NULL;
 }
@@ -1234,7 +1247,7 @@ conf_destroy(struct conf *conf)
         return;
     }
     for (size_t i = 0; i < conf->nlisten; i++) {
-        free(conf->listen[i].host);
+        free(conf->listen[i].addr.host);
     }
     for (size_t i = 0; i < conf->nkeys; i++) {
         free(conf->keys[i].name);

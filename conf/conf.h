@@ -20,6 +20,13 @@ struct conf_addr {
     uint16_t port; /* 1..65535 */
 };
 
+/* A `listen` line: the address and its per-listener flags (DESIGN §12). */
+struct conf_listen {
+    struct conf_addr addr;
+    bool tls;            /* `tls`: terminate TLS with tls_certificate / tls_certificate_key */
+    bool proxy_protocol; /* `proxy_protocol`: a PROXY v1/v2 header must come first */
+};
+
 enum conf_key_source {
     CONF_KEY_QUERY = 0,   /* query:NAME, percent-decoded */
     CONF_KEY_HEADER,      /* header:NAME, case-insensitive name, value verbatim (trimmed) */
@@ -77,7 +84,7 @@ struct conf_backend {
 struct conf {
     char *file; /* owned; the path it was loaded from */
 
-    struct conf_addr *listen; /* owned array of nlisten */
+    struct conf_listen *listen; /* owned array of nlisten */
     size_t nlisten;
     struct conf_addr admin; /* host NULL when `admin off` */
     unsigned workers;       /* 0 = auto (number of cores) */

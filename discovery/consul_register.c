@@ -47,7 +47,7 @@ static char *
 consul_register_payload(const struct consul_register *r)
 {
     const struct conf *conf = r->conf;
-    const struct conf_addr *l = &conf->listen[0];
+    const struct conf_addr *l = &conf->listen[0].addr;
     char host[300], check_url[400];
     json_t *svc;
     char *text;
@@ -132,7 +132,7 @@ consul_register_start(struct event_base *base, struct curl_event *ce, const stru
     r->conf = conf;
     r->ce = ce;
     gethostname(hostname, sizeof(hostname) - 1);
-    snprintf(r->id, sizeof(r->id), "wsring-%s-%u", hostname, conf->listen[0].port);
+    snprintf(r->id, sizeof(r->id), "wsring-%s-%u", hostname, conf->listen[0].addr.port);
     if (consul_http_init(&r->http, &conf->consul, err, err_len) == -1) {
         free(r);
         return NULL;

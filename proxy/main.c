@@ -234,7 +234,9 @@ main_same_sockets(const struct conf *a, const struct conf *b)
         return false;
     }
     for (size_t i = 0; i < a->nlisten; i++) {
-        if (!main_same_addr(&a->listen[i], &b->listen[i])) {
+        if (!main_same_addr(&a->listen[i].addr, &b->listen[i].addr) ||
+            a->listen[i].tls != b->listen[i].tls ||
+            a->listen[i].proxy_protocol != b->listen[i].proxy_protocol) {
             return false;
         }
     }
@@ -443,7 +445,7 @@ main_run(struct settings *settings, const char *conf_path)
     }
     log_msg(LOG_INFO,
             "event=ready conf=%s workers=%u listen=%s:%u source=%s members=%zu hash=%s ring=%s",
-            conf->file, st.nworkers, conf->listen[0].host, conf->listen[0].port, source,
+            conf->file, st.nworkers, conf->listen[0].addr.host, conf->listen[0].addr.port, source,
             (*publisher_current(st.publisher))->nbackends, ring_algo_name(conf->ring.algo),
             (*publisher_current(st.publisher))->fingerprint);
     notify_send("READY=1");

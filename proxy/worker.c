@@ -305,7 +305,8 @@ worker_create(unsigned id, const struct conf *conf, struct route *route,
     for (size_t i = 0; i < conf->nlisten; i++) {
         struct worker_listener *l = &w->listeners[i];
 
-        l->fd = worker_listen_socket(conf->listen[i].host, conf->listen[i].port, err, err_len);
+        l->fd = worker_listen_socket(conf->listen[i].addr.host, conf->listen[i].addr.port, err,
+                                     err_len);
         if (l->fd == -1) {
             worker_destroy(w);
             return NULL;

@@ -13,7 +13,8 @@ struct member {
     char *id;        /* owned; NUL-terminated, compared with memcmp over its bytes */
     char *address;   /* owned; "host:port" or "[v6addr]:port" as the source gave it */
     uint32_t weight; /* 1 .. MEMBER_SET_MAX_WEIGHT */
-    char *public_url; /* owned or NULL; where clients reach it directly (redirect mode, DESIGN §10) */
+    char *
+        public_url; /* owned or NULL; where clients reach it directly (redirect mode, DESIGN §10) */
 };
 
 struct member_set;

@@ -131,8 +131,8 @@ test_example_config_parses(void **state)
     }
     assert_string_equal(conf->file, "conf/proxy.conf");
     assert_int_equal(conf->nlisten, 1);
-    assert_string_equal(conf->listen[0].host, "127.0.0.1");
-    assert_int_equal(conf->listen[0].port, 8080);
+    assert_string_equal(conf->listen[0].addr.host, "127.0.0.1");
+    assert_int_equal(conf->listen[0].addr.port, 8080);
     assert_string_equal(conf->admin.host, "127.0.0.1");
     assert_int_equal(conf->admin.port, 9090);
     assert_int_equal(conf->workers, 0);
@@ -179,7 +179,7 @@ test_every_default(void **state)
     (void)state;
     assert_string_equal(conf->file, "t.conf");
     assert_int_equal(conf->nlisten, 1);
-    assert_string_equal(conf->listen[0].host, "::");
+    assert_string_equal(conf->listen[0].addr.host, "::");
     assert_string_equal(conf->admin.host, "127.0.0.1");
     assert_int_equal(conf->admin.port, 9090);
     assert_int_equal(conf->workers, 0);
@@ -216,7 +216,7 @@ test_every_value_is_read(void **state)
     struct conf *conf = parse_ok("# all set\n"
                                  "listen 0.0.0.0:80\n"
                                  "listen\t[2001:db8::1]:443  # v6\r\n"
-                                 "listen ws.example.com:8080\n"
+                                 "listen ws.example.com:8080 proxy_protocol tls\n"
                                  "admin off\n"
                                  "workers 64\n"
                                  "key path:2\n"
@@ -240,9 +240,13 @@ test_every_value_is_read(void **state)
 
     (void)state;
     assert_int_equal(conf->nlisten, 3);
-    assert_string_equal(conf->listen[1].host, "2001:db8::1");
-    assert_int_equal(conf->listen[1].port, 443);
-    assert_string_equal(conf->listen[2].host, "ws.example.com");
+    assert_string_equal(conf->listen[1].addr.host, "2001:db8::1");
+    assert_int_equal(conf->listen[1].addr.port, 443);
+    assert_string_equal(conf->listen[2].addr.host, "ws.example.com");
+    assert_false(conf->listen[0].tls);
+    assert_false(conf->listen[0].proxy_protocol);
+    assert_true(conf->listen[2].tls);
+    assert_true(conf->listen[2].proxy_protocol);
     assert_null(conf->admin.host);
     assert_int_equal(conf->admin.port, 0);
     assert_int_equal(conf->workers, 64);
@@ -508,9 +512,10 @@ struct bad_row {
 static const struct bad_row bad_rows[] = {
     /* unknown directive, argument counts */
     ROW(L "foo 1\n", "t.conf:2: unknown directive \"foo\""),
-    ROW("listen\n", "t.conf:1: \"listen\" takes 1 argument, got 0"),
-    ROW("listen 127.0.0.1:8080 x\n", "t.conf:1: \"listen\" takes 1 argument, got 2"),
-    ROW("listen 1 2 3 4 5 6 7 8 9 10\n", "t.conf:1: \"listen\" takes 1 argument, got 10"),
+    ROW("listen\n", "t.conf:1: \"listen\" takes 1 to 3 arguments, got 0"),
+    ROW("listen 127.0.0.1:8080 x\n", "t.conf:1: \"listen 127.0.0.1:8080 x\" takes flags tls and proxy_protocol after the address"),
+    ROW("listen 127.0.0.1:8080 tls tls\n", "t.conf:1: \"listen 127.0.0.1:8080 tls tls\" repeats a flag"),
+    ROW("listen 1 2 3 4 5 6 7 8 9 10\n", "t.conf:1: \"listen\" takes 1 to 3 arguments, got 10"),
     ROW(L "backend a\n", "t.conf:2: \"backend\" takes 2 to 4 arguments, got 1"),
     ROW(L "backend a 127.0.0.1:1 weight 2 x\n", "t.conf:2: \"backend\" takes 2 to 4 arguments, got 5"),
     /* durations */
