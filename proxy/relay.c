@@ -472,6 +472,9 @@ relay_inject_close(struct conn *c)
 
     conn_end_close(&c->end[SIDE_BACKEND]);
     c->state = CONN_CLOSE_SENT;
+    /* A Close the client sent while we waited for a boundary went to the backend: it will not
+     * send another, so ours is the reply and we close once it is out (else a 5 s stall). */
+    c->client_closed = c->frames_in.saw_close;
     evtimer_del(&c->timer);
     evtimer_assign(&c->timer, c->worker->base, relay_on_close_timeout, c);
     evtimer_add(&c->timer, &tv);
@@ -483,7 +486,10 @@ relay_inject_close(struct conn *c)
         }
         return; /* relay_on_write sends it after what is already pending */
     }
-    relay_send(c, &c->end[SIDE_BACKEND], client, frame, len);
+    if (relay_send(c, &c->end[SIDE_BACKEND], client, frame, len) == 0 && c->client_closed &&
+        client->pend_off == client->pend_len) {
+        conn_close(c, (enum close_reason)c->close_reason); /* RFC 6455 s7.1.1 */
+    }
 }
 
 /* CONN_MIGRATING: relays backend bytes up to the boundary we wait for, then the Close. */
@@ -535,8 +541,9 @@ relay_close_gently(struct conn *c, uint16_t code, enum close_reason reason)
     struct timeval tv = { .tv_sec = (time_t)(c->route->conf->close_grace_ms / 1000),
                           .tv_usec = (suseconds_t)(c->route->conf->close_grace_ms % 1000) * 1000 };
 
-    if (c->state != CONN_RELAY) {
-        return; /* already on its way out, or not relaying yet */
+    if (c->state != CONN_RELAY || c->frames_in.saw_close) {
+        return; /* already on its way out (the client's Close is with the backend), or not
+                 * relaying yet */
     }
     if (!c->ws || c->frames.bad) {
         conn_close(c, reason); /* SSE, plain HTTP, or a stream we cannot cut cleanly */

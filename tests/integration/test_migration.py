@@ -7,11 +7,14 @@ sent back, CLOCK_MONOTONIC time, which is shared by all processes), and with --r
 connection again after a 1012 as real clients do.
 """
 import asyncio
+import base64
+import hashlib
 import json
 import os
 import re
 import select
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -740,3 +743,94 @@ def test_ring_changing_back_mid_migration_leaves_the_rest_alone(env):
     assert len(closed) < len(mis)
     chk = ask(clients, "CHECK")
     assert chk["ok"] == n_users - len(closed) and not chk["bad"], chk
+
+
+# 9 ------------------------------------------------------------------------------------------
+class SlowCloseBackend(threading.Thread):
+    """A raw WebSocket backend that answers a client's Close only after DELAY seconds, with
+    1000 "backend bye", then closes: the window in which a ring change used to stall the close."""
+
+    def __init__(self, delay):
+        super().__init__(daemon=True)
+        self.delay = delay
+        self.lsock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.lsock.getsockname()[1]
+        self.name = f"slow-close-{self.port}"
+
+    @property
+    def address(self):
+        return f"127.0.0.1:{self.port}"
+
+    def run(self):
+        while True:
+            try:
+                s, _ = self.lsock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(s,), daemon=True).start()
+
+    def serve(self, s):
+        with s:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = s.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            key = re.search(rb"(?i)sec-websocket-key:\s*(\S+)", head).group(1)
+            accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
+                                      .digest())
+            s.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                      b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+            s.sendall(b"\x81\x05hello")
+            data = b""
+            while len(data) < 2 or data[0] & 0x0F != 8:
+                chunk = s.recv(4096)
+                if not chunk:
+                    return
+                data += chunk
+            time.sleep(self.delay)
+            try:
+                s.sendall(b"\x88\x0d\x03\xe8backend bye")
+                s.shutdown(socket.SHUT_WR)
+                s.recv(4096)
+            except OSError:
+                pass  # the proxy closed first: the test reports what the client saw
+
+    def stop(self):
+        self.lsock.close()
+
+
+def test_client_close_racing_a_ring_change_ends_with_the_backends_reply_not_a_stall(env):
+    # A client that already sent its Close when the ring moves it must not be migrated (it is
+    # leaving anyway): it gets the backend's Close reply and the TCP close as soon as the backend
+    # answers, not close_grace (5 s) later. Seen as joins "not routed within 5 s" under load.
+    body = f"key query:user\n{RING_HOLD}migrate_rate 1000\nclose_grace 5s\n"
+    slow = [SlowCloseBackend(1.5) for _ in range(2)]
+    for b in slow:
+        b.start()
+    new = env.backend("rc-new")
+    try:
+        proxy = env.wsring(body + backend_lines(slow))
+        cand = [f"rc-user-{i}" for i in range(60)]
+        before = owners(proxy, cand)
+        after = shadow_owners(env, body + backend_lines(slow + [new]), cand)
+        mover = next(u for u in cand if after[u] != before[u])
+        sock, _ = raw_handshake(proxy.port, mover)
+        assert read_frame(sock) == (True, 1, b"hello")
+        sock.sendall(masked_frame(8, b"\x03\xe8"))
+        t0 = time.monotonic()
+        reload(proxy, body + backend_lines(slow + [new]))
+        sock.settimeout(10)
+        fin, op, payload = read_frame(sock)
+        got_close = time.monotonic() - t0
+        eof = sock.recv(16)
+        took = time.monotonic() - t0
+        sock.close()
+        print(f"close racing a ring change: Close {payload!r} after {got_close:.2f}s, "
+              f"EOF after {took:.2f}s")
+        assert (op, payload) == (8, b"\x03\xe8backend bye"), "the backend's Close reply must reach the client"
+        assert eof == b"" and took < 3.5, f"TCP close {took:.2f}s after the client's Close"
+    finally:
+        for b in slow:
+            b.stop()
