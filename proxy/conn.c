@@ -30,6 +30,7 @@
            */
 
 static void conn_on_head_read(evutil_socket_t fd, short what, void *arg);
+static void conn_on_client_read(evutil_socket_t fd, short what, void *arg);
 static void conn_on_handshake_timeout(evutil_socket_t fd, short what, void *arg);
 static void conn_connect_next(struct conn *c);
 static void conn_connected(struct conn *c, const struct member *m);
@@ -95,7 +96,8 @@ conn_start(struct worker *w, const struct worker_listener *listener, int fd,
     c->accepted_us = conn_now_us();
 
     c->state = CONN_READ_HEAD;
-    event_assign(&c->end[SIDE_CLIENT].rd, w->base, fd, EV_READ | EV_PERSIST, conn_on_head_read, c);
+    event_assign(&c->end[SIDE_CLIENT].rd, w->base, fd, EV_READ | EV_PERSIST, conn_on_client_read,
+                 c);
     evtimer_assign(&c->timer, w->base, conn_on_handshake_timeout, c);
     event_add(&c->end[SIDE_CLIENT].rd, NULL);
     /* One deadline for the whole head, so a client dripping bytes cannot extend it. */
@@ -282,11 +284,34 @@ conn_head_done(struct conn *c)
         c->head = NULL;
         c->head_cap = c->head_len = 0;
     }
-    event_del(&c->end[SIDE_CLIENT].rd);
+    /* The client's read event stays registered: a client waits for the answer, so it rarely fires
+     * before the relay starts (conn_on_client_read), and two epoll_ctl calls are saved. */
     evtimer_del(&c->timer);
     c->state = CONN_CONNECTING;
     c->icand = 0;
     conn_connect_next(c);
+}
+
+/*
+ * The client's one read event, from accept to close: the state says who reads. While the backend
+ * connects, early bytes (a pipelined request, a frame sent before the 101) wait in the socket.
+ */
+static void
+conn_on_client_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+
+    switch (c->state) {
+    case CONN_READ_HEAD:
+        conn_on_head_read(fd, what, c);
+        break;
+    case CONN_CONNECTING:
+        event_del(&c->end[SIDE_CLIENT].rd); /* relay_start adds it again */
+        break;
+    default:
+        relay_on_read(fd, what, &c->end[SIDE_CLIENT]);
+        break;
+    }
 }
 
 /* True when the last N bytes read hold an LF not preceded by CR. */
@@ -449,8 +474,8 @@ conn_next_request(struct conn *c)
     conn_event_del(&client->rd);
     conn_event_del(&client->wr);
     client->blocked = 0;
-    event_assign(&client->rd, c->worker->base, client->fd, EV_READ | EV_PERSIST, conn_on_head_read,
-                 c);
+    event_assign(&client->rd, c->worker->base, client->fd, EV_READ | EV_PERSIST,
+                 conn_on_client_read, c);
     evtimer_del(&c->timer);
     evtimer_assign(&c->timer, c->worker->base, conn_on_handshake_timeout, c);
     evtimer_add(&c->timer, &tv);

@@ -123,6 +123,8 @@ void relay_close_gently(struct conn *c, uint16_t code, enum close_reason reason)
 
 /* Starts relaying (relay.c); the backend's pending bytes already hold the forwarded head. */
 void relay_start(struct conn *c);
+/* The relay's read callback; ARG is the conn_end that became readable. */
+void relay_on_read(evutil_socket_t fd, short what, void *arg);
 /* http: the exchange is over; reads the client's next request (conn.c). */
 void conn_next_request(struct conn *c);
 

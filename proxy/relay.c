@@ -22,7 +22,6 @@
 
 #define RELAY_READS_PER_WAKEUP 4 /* fairness between connections of one worker */
 
-static void relay_on_read(evutil_socket_t fd, short what, void *arg);
 static void relay_inject_close(struct conn *c);
 static void relay_on_write(evutil_socket_t fd, short what, void *arg);
 
@@ -47,6 +46,7 @@ relay_flush_head(struct conn *c)
     b->pend_off = n > 0 ? (size_t)n : 0;
     if (b->pend_off < b->pend_len) {
         client->blocked = 1;
+        conn_event_del(&client->rd); /* relay_on_write resumes it */
         event_add(&b->wr, NULL);
         return;
     }
@@ -67,9 +67,11 @@ relay_start(struct conn *c)
         struct conn_end *e = &c->end[s];
 
         conn_event_del(&e->wr);
-        event_assign(&e->rd, base, e->fd, EV_READ | EV_PERSIST, relay_on_read, e);
         event_assign(&e->wr, base, e->fd, EV_WRITE | EV_PERSIST, relay_on_write, e);
     }
+    /* The client's read event stays registered from the head on (conn_on_client_read). */
+    event_assign(&c->end[SIDE_BACKEND].rd, base, c->end[SIDE_BACKEND].fd, EV_READ | EV_PERSIST,
+                 relay_on_read, &c->end[SIDE_BACKEND]);
     event_add(&c->end[SIDE_BACKEND].rd, NULL);
     /*
      * The connect just completed, so the socket is writable: send the head
@@ -587,7 +589,7 @@ relay_http_eof(struct conn *c, struct conn_end *from)
     conn_close(c, CLOSE_BACKEND_ERROR);
 }
 
-static void
+void
 relay_on_read(evutil_socket_t fd, short what, void *arg)
 {
     struct conn_end *from = arg;

@@ -275,6 +275,26 @@ worker_set_route(struct worker *w, struct route *route)
     event_active(&w->route_ev, EV_READ, 0);
 }
 
+/*
+ * A worker's base batches epoll changes per loop iteration (libevent's changelist), so a
+ * connection that swaps its write event for a read event in one callback costs one epoll_ctl,
+ * not two. Safe here: libevent's hazard is dup()ed descriptors, and wsring never dups.
+ */
+static struct event_base *
+worker_base_new(void)
+{
+    struct event_config *cfg = event_config_new();
+    struct event_base *base;
+
+    if (cfg == NULL) {
+        return NULL;
+    }
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    return base;
+}
+
 struct worker *
 worker_create(unsigned id, const struct conf *conf, struct route *route,
               struct migrate_pacer *pacer, char *err, size_t err_len)
@@ -291,7 +311,7 @@ worker_create(unsigned id, const struct conf *conf, struct route *route,
     TAILQ_INIT(&w->misplaced);
     w->pacer = pacer;
     w->rand_state = id * 2654435761u + (unsigned)time(NULL);
-    w->base = event_base_new();
+    w->base = worker_base_new();
     pool_init(&w->pool, w->base);
     w->scratch_len = WORKER_SCRATCH_BYTES;
     w->scratch = malloc(w->scratch_len);
