@@ -37,13 +37,18 @@ static void
 relay_flush_head(struct conn *c)
 {
     struct conn_end *b = &c->end[SIDE_BACKEND], *client = &c->end[SIDE_CLIENT];
-    ssize_t n = send(b->fd, b->pend, b->pend_len, MSG_NOSIGNAL | MSG_DONTWAIT);
 
-    if (n == -1 && errno != EAGAIN && errno != EINTR) {
-        conn_close(c, CLOSE_BACKEND_ERROR);
-        return;
+    /* A fresh connection sent (part of) the head already (conn_on_connected). */
+    if (b->pend_off < b->pend_len) {
+        ssize_t n = send(b->fd, b->pend + b->pend_off, b->pend_len - b->pend_off,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+
+        if (n == -1 && errno != EAGAIN && errno != EINTR) {
+            conn_close(c, CLOSE_BACKEND_ERROR);
+            return;
+        }
+        b->pend_off += n > 0 ? (size_t)n : 0;
     }
-    b->pend_off = n > 0 ? (size_t)n : 0;
     if (b->pend_off < b->pend_len) {
         client->blocked = 1;
         conn_event_del(&client->rd); /* relay_on_write resumes it */
