@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from helpers import HERE, NODE, http_get
+from raw_http import RawBackend, connect, read_response
 
 
 def node_backends(env, names):
@@ -107,3 +108,171 @@ def test_node_fetch_reuses_its_pool_for_5000_requests(keepalive_proxy, tmp_path)
     # while a finished response is being released), never one per request
     opened = accepted(proxy) - before
     assert 1 <= opened <= 4 * lanes, f"{opened} client connections for {len(jobs)} requests"
+
+
+# ---- raw bytes: bodies, interim answers, no-body answers, pipelining (raw_http.RawBackend) ----
+
+MIB = 1 << 20
+
+
+def blob(n, seed):
+    """N deterministic bytes, different for each SEED."""
+    out, block = bytearray(), hashlib.sha256(seed.encode()).digest()
+    while len(out) < n:
+        block = hashlib.sha256(block).digest()
+        out += block
+    return bytes(out[:n])
+
+
+def chunked(data, sizes, trailers=b""):
+    """DATA as a chunked body in chunks of the given SIZES (cycled), then TRAILERS lines."""
+    out, i, k = b"", 0, 0
+    while i < len(data):
+        n = sizes[k % len(sizes)]
+        k += 1
+        piece = data[i:i + n]
+        out += b"%x\r\n" % len(piece) + piece + b"\r\n"
+        i += n
+    return out + b"0\r\n" + trailers + b"\r\n"
+
+
+def answer(target, status=b"200 OK", fields=b"", body=b""):
+    """A backend answer naming the request it belongs to (X-Req)."""
+    return (b"HTTP/1.1 " + status + b"\r\nX-Req: " + target.encode() + b"\r\n" + fields
+            + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+
+BIG_RESPONSE = blob(MIB, "response")
+RESPONSE_TRAILERS = b"X-Checksum: " + hashlib.sha256(BIG_RESPONSE).hexdigest().encode() + \
+    b"\r\nX-Extra:  spaced  value \r\n"
+
+
+def scripted(method, target, fields, body):
+    """The answers of the raw-bytes tests, by path."""
+    path = target.split("?")[0]
+    if path == "/echo":
+        return [answer(target, body=body)]
+    if path == "/chunked":  # 1 MiB chunked answer with trailers, in odd chunk sizes
+        return [b"HTTP/1.1 200 OK\r\nX-Req: " + target.encode() + b"\r\nTransfer-Encoding: chunked"
+                b"\r\n\r\n" + chunked(BIG_RESPONSE, [1, 4093, 65536, 17], RESPONSE_TRAILERS)]
+    if path == "/head":
+        return [b"HTTP/1.1 200 OK\r\nX-Req: " + target.encode() + b"\r\nContent-Length: 1048576"
+                b"\r\n\r\n"]
+    if path == "/204":
+        return [b"HTTP/1.1 204 No Content\r\nX-Req: " + target.encode() + b"\r\n\r\n"]
+    if path == "/304":  # a 304 may announce the length of the representation it stands for
+        return [b"HTTP/1.1 304 Not Modified\r\nX-Req: " + target.encode() + b"\r\nETag: \"v1\"\r\n"
+                b"Content-Length: 100\r\n\r\n"]
+    if path == "/backend-closes":
+        return [answer(target, fields=b"Connection: close\r\n", body=b"bye"), "close"]
+    if path == "/close-delimited":
+        return [b"HTTP/1.1 200 OK\r\nX-Req: " + target.encode() + b"\r\n\r\n" + BIG_RESPONSE,
+                "close"]
+    if path == "/pieces":  # the head byte by byte, then the body
+        return ["drip", answer(target, fields=b"X-Long: " + b"p" * 300 + b"\r\n", body=b"x" * 50)]
+    return [answer(target, status=b"404 Not Found")]
+
+
+def expect_answer(target):
+    if target.startswith("/expect-no"):
+        return answer(target, status=b"417 Expectation Failed", body=b"no")
+    return b"HTTP/1.1 100 Continue From The Backend\r\n\r\n"
+
+
+def without_hop_fields(head):
+    """HEAD as wsring relays it: the backend's Connection and Keep-Alive lines dropped."""
+    lines = head[:-4].split(b"\r\n")
+    keep = [ln for ln in lines if not ln.lower().startswith((b"connection:", b"keep-alive:"))]
+    return b"\r\n".join(keep) + b"\r\n\r\n"
+
+
+@pytest.fixture
+def raw_proxy(env):
+    backend = RawBackend(scripted, expect_answer)
+    proxy = env.wsring(f"key query:user\nbackend raw 127.0.0.1:{backend.port}\n")
+    yield proxy, backend
+    backend.close()
+
+
+def last_request(backend, target):
+    got = [(n, h, b) for n, h, b in backend.requests if h.split(b" ")[1] == target.encode()]
+    assert len(got) == 1, f"{target}: {len(got)} requests reached the backend"
+    return got[0]
+
+
+def exchange(s, r, data, head_request=False):
+    s.sendall(data)
+    return read_response(r, head_request)
+
+
+def test_bodies_and_bodiless_answers_relayed_byte_exact_on_one_connection(raw_proxy):
+    proxy, backend = raw_proxy
+    s, r = connect(proxy.port)
+    with s:
+        # 0 B request and answer
+        t = "/echo?user=a&n=0"
+        _i, head, body, _c = exchange(s, r, f"GET {t} HTTP/1.1\r\nHost: h\r\n\r\n".encode())
+        assert head == answer(t) and body == b"" and last_request(backend, t)[2] == b""
+        # 1 MiB Content-Length both ways
+        big = blob(MIB, "request")
+        t = "/echo?user=b&n=1"
+        _i, head, body, _c = exchange(s, r, f"POST {t} HTTP/1.1\r\nHost: h\r\nContent-Length: "
+                                      f"{MIB}\r\n\r\n".encode() + big)
+        assert head + body == answer(t, body=big) and last_request(backend, t)[2] == big
+        # 1 MiB chunked with trailers both ways: chunk framing and trailers relayed verbatim
+        t = "/chunked?user=c&n=2"
+        req_body = chunked(big, [7, 65535, 1, 300000],
+                           b"X-Req-Sum: " + hashlib.sha256(big).hexdigest().encode() + b"\r\n"
+                           b"X-Two:\tb\r\n")
+        _i, head, body, _c = exchange(s, r, f"PUT {t} HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: "
+                                      "chunked\r\n\r\n".encode() + req_body)
+        assert last_request(backend, t)[2] == req_body
+        assert head + body == scripted("PUT", t, [], b"")[0]
+        assert body.endswith(b"0\r\n" + RESPONSE_TRAILERS + b"\r\n")
+        # HEAD, 204, 304: no body whatever the head announces; the next request still frames
+        for method, t in (("HEAD", "/head?user=d&n=3"), ("GET", "/204?user=e&n=4"),
+                          ("GET", "/304?user=f&n=5")):
+            _i, head, body, _c = exchange(s, r, f"{method} {t} HTTP/1.1\r\nHost: h\r\n\r\n"
+                                          .encode(), head_request=method == "HEAD")
+            assert head == scripted(method, t, [], b"")[0] and body == b"", (t, head)
+            assert r.buf == b"", f"{t}: bytes after a bodiless answer: {r.buf[:100]!r}"
+        # Expect: 100-continue accepted: the backend's own 100 comes through, then the body goes
+        t = "/echo?user=g&n=6"
+        s.sendall(f"POST {t} HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5"
+                  "\r\n\r\n".encode())
+        assert r.until(b"\r\n\r\n") == b"HTTP/1.1 100 Continue From The Backend\r\n\r\n"
+        _i, head, body, _c = exchange(s, r, b"hello")
+        assert head + body == answer(t, body=b"hello")
+        # pipelined: three requests in one write, answered in order
+        ts = ["/echo?user=h&n=7", "/echo?user=i&n=8", "/204?user=j&n=9"]
+        s.sendall(f"GET {ts[0]} HTTP/1.1\r\nHost: h\r\n\r\n".encode()
+                  + f"POST {ts[1]} HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc".encode()
+                  + f"GET {ts[2]} HTTP/1.1\r\nHost: h\r\n\r\n".encode())
+        for t, want_body in zip(ts, (b"", b"abc", b"")):
+            _i, head, body, _c = read_response(r)
+            assert head.split(b"\r\n")[1] == b"X-Req: " + t.encode() and body == want_body
+        # a backend's Connection: close ends that backend connection only
+        conns = backend.conns
+        t = "/backend-closes?user=k&n=10"
+        _i, head, body, _c = exchange(s, r, f"GET {t} HTTP/1.1\r\nHost: h\r\n\r\n".encode())
+        assert head + body == without_hop_fields(answer(t, body=b"bye")[:-3]) + b"bye"
+        t = "/echo?user=l&n=11"
+        _i, head, body, _c = exchange(s, r, f"GET {t} HTTP/1.1\r\nHost: h\r\n\r\n".encode())
+        assert head == answer(t) and backend.conns == conns + 1
+        # a close-delimited answer: relayed whole, then wsring closes and says so in the head
+        t = "/close-delimited?user=m&n=12"
+        _i, head, body, closed = exchange(s, r, f"GET {t} HTTP/1.1\r\nHost: h\r\n\r\n".encode())
+        assert head == f"HTTP/1.1 200 OK\r\nX-Req: {t}\r\nConnection: close\r\n\r\n".encode()
+        assert closed and body == BIG_RESPONSE
+    assert backend.garbage == []
+
+
+def test_response_head_in_many_small_pieces(raw_proxy):
+    proxy, backend = raw_proxy
+    s, r = connect(proxy.port)
+    with s:
+        for n in range(3):  # byte-by-byte heads, keep-alive in between
+            t = f"/pieces?user=p{n}"
+            _i, head, body, _c = exchange(s, r, f"GET {t} HTTP/1.1\r\nHost: h\r\n\r\n".encode())
+            want = answer(t, fields=b"X-Long: " + b"p" * 300 + b"\r\n", body=b"x" * 50)
+            assert head + body == want
