@@ -393,6 +393,12 @@ relay_http_response_bytes(struct conn *c, const uint8_t *buf, size_t len)
         if (resp.status >= 200 && resp.body == HTTP1_BODY_UNTIL_CLOSE) {
             c->client_close = 1; /* the client knows the end only by our close */
         }
+        if (resp.status >= 200 && !c->req_done) {
+            /* An answer before the whole request (417 to Expect, an early 413): the rest of
+             * that body could not be told from a next request, so the client is told now
+             * that this connection ends (RFC 9110 s10.1.1). */
+            c->client_close = 1;
+        }
         if (relay_http_send_head(c, resp.head_len, resp.status >= 200) == -1) {
             return;
         }

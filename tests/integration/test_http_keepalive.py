@@ -267,6 +267,23 @@ def test_bodies_and_bodiless_answers_relayed_byte_exact_on_one_connection(raw_pr
     assert backend.garbage == []
 
 
+def test_expect_100_continue_rejected_by_the_backend(raw_proxy):
+    proxy, backend = raw_proxy
+    s, r = connect(proxy.port)
+    with s:
+        t = "/expect-no?user=a"
+        s.sendall(f"POST {t} HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5"
+                  "\r\n\r\n".encode())
+        interim, head, body, _c = read_response(r)
+        # no 100 from wsring: the backend's 417 is the answer; the unsent body cannot be
+        # told from a next request, so wsring ends the client connection and says so
+        assert interim == [] and body == b"no"
+        assert head == answer(t, status=b"417 Expectation Failed", body=b"no")[:-2].replace(
+            b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
+        assert r.to_eof() == b""
+    assert [h.split(b" ")[1] for _n, h, _b in backend.requests] == [t.encode()]
+
+
 def test_response_head_in_many_small_pieces(raw_proxy):
     proxy, backend = raw_proxy
     s, r = connect(proxy.port)
