@@ -429,6 +429,12 @@ relay_http_request_bytes(struct conn *c, const uint8_t *buf, size_t n, size_t *u
         r = http1_body_scan(&c->req_body, buf, n, used);
     }
     if (r == HTTP1_BAD) {
+        if (!c->resp_in_body) {
+            /* No final answer has begun: the client still waits for one, so it gets its 400
+             * (conn_close answers before the relay state), as a bad body in the head's read
+             * does. */
+            c->state = CONN_CONNECTING;
+        }
         conn_close(c, CLOSE_BAD_HEAD);
         return -1;
     }

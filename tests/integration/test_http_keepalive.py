@@ -4,6 +4,7 @@ import hashlib
 import json
 import re
 import subprocess
+import time
 
 import pytest
 import requests
@@ -293,3 +294,97 @@ def test_response_head_in_many_small_pieces(raw_proxy):
             _i, head, body, _c = exchange(s, r, f"GET {t} HTTP/1.1\r\nHost: h\r\n\r\n".encode())
             want = answer(t, fields=b"X-Long: " + b"p" * 300 + b"\r\n", body=b"x" * 50)
             assert head + body == want
+
+
+# ---- smuggling shapes on the second request of a keep-alive connection ----
+
+GOOD = b"POST /echo?user=first HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nfirst"
+SECOND_BAD = {  # name: the second request, which must get a 400 and end that connection
+    "cl+te": b"POST /echo?user=s HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n"
+             b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "te+cl": b"POST /echo?user=s HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n"
+             b"Content-Length: 5\r\n\r\n0\r\n\r\n",
+    "duplicate cl": b"POST /echo?user=s HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n"
+                    b"Content-Length: 6\r\n\r\nhello!",
+    "duplicate equal cl": b"POST /echo?user=s HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n"
+                          b"Content-Length: 5\r\n\r\nhello",
+    "cl list": b"POST /echo?user=s HTTP/1.1\r\nHost: h\r\nContent-Length: 5, 5\r\n\r\nhello",
+    "cl sign": b"POST /echo?user=s HTTP/1.1\r\nHost: h\r\nContent-Length: +5\r\n\r\nhello",
+    "cl hex": b"POST /echo?user=s HTTP/1.1\r\nHost: h\r\nContent-Length: 0x5\r\n\r\nhello",
+    "te twice": b"POST /echo?user=s HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "te list": b"POST /echo?user=s HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+               b"0\r\n\r\n",
+    "te identity": b"POST /echo?user=s HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: identity\r\n\r\n",
+    "te in 1.0": b"POST /echo?user=s HTTP/1.0\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 b"0\r\n\r\n",
+    "te tab": b"POST /echo?user=s HTTP/1.1\r\nHost: h\r\nTransfer-Encoding:\tchunked\r\n\r\n0\r\n\r\n",
+    "te space before colon": b"POST /echo?user=s HTTP/1.1\r\nHost: h\r\nTransfer-Encoding : "
+                             b"chunked\r\n\r\n0\r\n\r\n",
+    "te underscore": b"POST /echo?user=s HTTP/1.1\r\nHost: h\r\nTransfer_Encoding: chunked\r\n"
+                     b"Content-Length: 5\r\n\r\nhello",
+    "obs-fold": b"POST /echo?user=s HTTP/1.1\r\nHost: h\r\nX-A: a\r\n b\r\nContent-Length: 5\r\n\r\n"
+                b"hello",
+    "obs-fold te": b"POST /echo?user=s HTTP/1.1\r\nHost: h\r\nTransfer-Encoding:\r\n chunked\r\n\r\n"
+                   b"0\r\n\r\n",
+    "leading space line": b"POST /echo?user=s HTTP/1.1\r\n Host: h\r\nContent-Length: 5\r\n\r\nhello",
+    "bare lf in head": b"POST /echo?user=s HTTP/1.1\r\nHost: h\nContent-Length: 5\r\n\r\nhello",
+    "bare lf request line": b"GET /echo?user=s HTTP/1.1\nHost: h\r\n\r\n",
+    "bare cr": b"POST /echo?user=s HTTP/1.1\r\nHost: h\rContent-Length: 5\r\n\r\nhello",
+    "nul in value": b"GET /echo?user=s HTTP/1.1\r\nHost: h\r\nX-A: a\x00b\r\n\r\n",
+    "bad chunk size": b"POST /echo?user=s HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      b"zz\r\nhello\r\n0\r\n\r\n",
+    "chunk size 0x": b"POST /echo?user=s HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"0x5\r\nhello\r\n0\r\n\r\n",
+    "chunk size overflow": b"POST /echo?user=s HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked"
+                           b"\r\n\r\n10000000000000005\r\nhello\r\n0\r\n\r\n",
+    "chunk size space": b"POST /echo?user=s HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked"
+                        b"\r\n\r\n 5\r\nhello\r\n0\r\n\r\n",
+    "chunk bare lf": b"POST /echo?user=s HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"5\nhello\r\n0\r\n\r\n",
+    "chunk data too long": b"POST /echo?user=s HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked"
+                           b"\r\n\r\n5\r\nhelloXX\r\n0\r\n\r\n",
+    "trailer obs-fold": b"POST /echo?user=s HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked"
+                        b"\r\n\r\n5\r\nhello\r\n0\r\nX-T: a\r\n b\r\n\r\n",
+    "no host": b"GET /echo?user=s HTTP/1.1\r\nX-A: a\r\n\r\n",
+    "two spaces": b"GET  /echo?user=s HTTP/1.1\r\nHost: h\r\n\r\n",
+}
+
+
+def read_400_then_eof(r):
+    _i, head, body, _c = read_response(r)
+    assert head.startswith(b"HTTP/1.1 400 ") and b"Connection: close" in head, head
+    assert r.to_eof() == b""
+
+
+@pytest.mark.parametrize("how", ["after", "pipelined", "body later"])
+def test_bad_second_request_gets_400_and_ends_only_its_connection(raw_proxy, how):
+    proxy, backend = raw_proxy
+    other, other_r = connect(proxy.port)
+    with other:
+        _i, head, body, _c = exchange(other, other_r, GOOD)
+        assert body == b"first"
+        for name, bad in SECOND_BAD.items():
+            s, r = connect(proxy.port)
+            with s:
+                if how == "pipelined":
+                    s.sendall(GOOD + bad)
+                    _i, head, body, _c = read_response(r)
+                else:
+                    _i, head, body, _c = exchange(s, r, GOOD)
+                    cut = bad.index(b"\r\n\r\n") + 4 if how == "body later" else len(bad)
+                    s.sendall(bad[:cut])
+                    if cut < len(bad):
+                        time.sleep(0.05)  # the head is out; the bad body comes in its own read
+                        s.sendall(bad[cut:])
+                assert head + body == answer("/echo?user=first", body=b"first"), name
+                try:
+                    read_400_then_eof(r)
+                except (AssertionError, EOFError) as e:
+                    raise AssertionError(f"{name} ({how}): {e}") from None
+        # the other client's connection was never touched
+        _i, head, body, _c = exchange(other, other_r, GOOD)
+        assert body == b"first"
+    bodies = [b for _n, h, b in backend.requests if b"user=s " in h]
+    assert all(b is not None and b != b"hello" for b in bodies), bodies
+    assert backend.garbage == [] or how == "body later", backend.garbage
