@@ -63,6 +63,14 @@ $(BUILD)/tests/%: tests/%.c $(TEST_HELPERS) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(TEST_HELPERS) $(LIB) $(PKG_LIBS) $(TEST_LIBS)
 
+# The smuggling corpus (tests/smuggling_corpus.py) as records for test_smuggling.
+SMUGGLING_RECORDS := $(BUILD)/tests/smuggling_corpus.bin
+$(SMUGGLING_RECORDS): tests/smuggling_corpus.py
+	@mkdir -p $(@D)
+	$(PYTHON) $< --records $@
+$(BUILD)/tests/test_smuggling: $(SMUGGLING_RECORDS)
+$(BUILD)/tests/test_smuggling: ALL_CFLAGS += -DSMUGGLING_RECORDS='"$(SMUGGLING_RECORDS)"'
+
 # Unit tests: one cmocka binary per module.
 test: $(TESTS)
 	@set -e; for t in $(TESTS); do echo "== $$t"; $(SAN_ENV) $$t; done
@@ -98,6 +106,7 @@ integration: all
 
 fuzz:
 	$(MAKE) CC=clang BUILD=build/fuzz SAN="-fsanitize=fuzzer-no-link,address,undefined" fuzzers
+	$(PYTHON) tests/smuggling_corpus.py --head build/fuzz/corpus/head --http1 build/fuzz/corpus/http1
 	@set -e; for n in $(FUZZ_NAMES); do mkdir -p build/fuzz/corpus/$$n; \
 	    echo "== fuzz_$$n for $(FUZZ_SECONDS)s"; \
 	    build/fuzz/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/ \

@@ -14,7 +14,7 @@ alone. Written from the RFC 9112 grammar and the scanners' categories, not copie
     python3 smuggling_corpus.py --head DIR --http1 DIR --records FILE
         writes the libFuzzer seeds for fuzz_head (whole requests) and fuzz_http1 (chunked
         bodies and response heads with its 3-byte prefix), and FILE for the unit test
-        (records: 4-byte little-endian length, then the request).
+        (records: 4-byte little-endian name length, the name, 4-byte length, the request).
 """
 import argparse
 import hashlib
@@ -248,8 +248,8 @@ def main():
     if args.records:
         tmp = args.records + ".tmp"
         with open(tmp, "wb") as f:
-            for _n, r in reqs:
-                f.write(struct.pack("<I", len(r)) + r)
+            for n, r in reqs:
+                f.write(struct.pack("<I", len(n)) + n.encode() + struct.pack("<I", len(r)) + r)
         os.replace(tmp, args.records)
 
 
