@@ -103,7 +103,10 @@ class RawBackend:
 
     RESPOND(method, target, fields, body) returns a list of actions: bytes to send, a float
     (seconds to sleep), "close" (close the connection), "drip" (send each following bytes
-    action one byte at a time). Requests with "Expect: 100-continue" get their interim answer
+    action one byte at a time), "cork" (hold what follows until the close, so the answer and
+    the FIN leave in one segment). A request whose target holds "drop-if-reused" that is not
+    the first on its connection is recorded and its connection closed unanswered, as a
+    server's keep-alive timeout racing the request does. Requests with "Expect: 100-continue" get their interim answer
     from EXPECT(target) -> bytes (b"" to read the body without one) before the body is read;
     an EXPECT answer that is final (417) ends the exchange without reading the body.
     self.requests: (connection number, head bytes, raw body bytes), in arrival order;
@@ -144,6 +147,8 @@ class RawBackend:
                 return False
             if a == "drip":
                 drip = True
+            elif a == "cork":
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
             elif isinstance(a, float):
                 time.sleep(a)
             elif drip:
@@ -158,6 +163,7 @@ class RawBackend:
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         s.settimeout(30)
         r = Reader(s)
+        served = 0
         try:
             while True:
                 try:
@@ -185,6 +191,9 @@ class RawBackend:
                     int(field(fields, "content-length") or 0))
                 with self.lock:
                     self.requests.append((n, head, body))
+                served += 1
+                if "drop-if-reused" in target and served > 1:
+                    return
                 if not self._send(s, self.respond(method, target, fields, body)):
                     return
         except (OSError, EOFError, ValueError) as e:

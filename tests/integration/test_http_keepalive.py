@@ -169,6 +169,10 @@ def scripted(method, target, fields, body):
     if path == "/close-delimited":
         return [b"HTTP/1.1 200 OK\r\nX-Req: " + target.encode() + b"\r\n\r\n" + BIG_RESPONSE,
                 "close"]
+    if path == "/answer-then-fin":  # keep-alive in words, but the FIN comes with the answer
+        return ["cork", answer(target, body=b"fin"), "close"]
+    if path == "/drop-if-reused":
+        return [answer(target, body=body)]
     if path == "/pieces":  # the head byte by byte, then the body
         return ["drip", answer(target, fields=b"X-Long: " + b"p" * 300 + b"\r\n", body=b"x" * 50)]
     return [answer(target, status=b"404 Not Found")]
@@ -388,3 +392,23 @@ def test_bad_second_request_gets_400_and_ends_only_its_connection(raw_proxy, how
     bodies = [b for _n, h, b in backend.requests if b"user=s " in h]
     assert all(b is not None and b != b"hello" for b in bodies), bodies
     assert backend.garbage == [] or how == "body later", backend.garbage
+
+
+# ---- a pooled backend connection that went stale ----
+
+def test_stale_pooled_connection_costs_no_request(raw_proxy):
+    """A pooled backend connection the backend closed is found before use (its FIN is already
+    there) or, when the close races the request, an idempotent request is sent again once on
+    a fresh connection; a POST the backend may have read is not (502)."""
+    proxy, backend = raw_proxy
+    s, r = connect(proxy.port)
+    with s:
+        # the answer and the FIN arrive together; the pipelined POST must not go to that
+        # connection: wsring sees the FIN when it takes the connection from the pool
+        t1, t2 = "/answer-then-fin?user=a", "/echo?user=a&n=1"
+        s.sendall(f"GET {t1} HTTP/1.1\r\nHost: h\r\n\r\n".encode()
+                  + f"POST {t2} HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nbody".encode())
+        _i, head, body, _c = read_response(r)
+        assert head + body == answer(t1, body=b"fin")
+        _i, head, body, _c = read_response(r)
+        assert head + body == answer(t2, body=b"body")
