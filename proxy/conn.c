@@ -194,6 +194,7 @@ conn_prepare_forward(struct conn *c, const struct head *head, const char *key, s
         }
         c->req_done = r == HTTP1_DONE;
     }
+    c->replay_len = 0;
     conn_client_ip(c, ip);
     need = forward_size(head, &info) + used;
     if (b->pend_cap < need) {
@@ -209,11 +210,29 @@ conn_prepare_forward(struct conn *c, const struct head *head, const char *key, s
     memcpy(b->pend + b->pend_len, c->head + head->len, used);
     b->pend_len += used;
     b->pend_off = 0;
+    if (c->http && c->req_done) {
+        c->replay_len = b->pend_len; /* nothing else goes to the backend: it stays there */
+    }
     /* Keep the rest (a pipelined request) at the start of the head buffer. */
     memmove(c->head, c->head + head->len + used, early - used);
     c->head_len = early - used;
     c->head_scanned = 0;
     return 0;
+}
+
+/* RFC 9110 s9.2.2: PUT, DELETE and the safe methods. */
+static bool
+conn_method_is_idempotent(const struct head *head)
+{
+    static const char *const methods[] = { "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE" };
+
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+        if (head->method_len == strlen(methods[i]) &&
+            memcmp(head->method, methods[i], head->method_len) == 0) {
+            return true;
+        }
+    }
+    return false;
 }
 
 /* http: what the client's request says about the exchange (RFC 9112 §9.3). */
@@ -226,6 +245,9 @@ conn_http_begin(struct conn *c, const struct head *head)
 
     c->http = 1;
     c->head_req = head->method_len == 4 && memcmp(head->method, "HEAD", 4) == 0;
+    c->idempotent = conn_method_is_idempotent(head);
+    c->reused = 0;
+    c->replayed = 0;
     c->client_close = close_token || (head->minor_version == 0 && !keep_token);
     c->req_done = 0;
     c->resp_in_body = 0;
@@ -359,11 +381,13 @@ conn_connect_next(struct conn *c)
         if (rb->addr_len == 0) {
             continue; /* never resolved: as good as down */
         }
-        if (c->http) {
+        c->reused = 0;
+        if (c->http && !c->replayed) {
             const struct member *m = member_set_at(ring_members(c->route->ring), c->cand[c->icand]);
 
             b->fd = pool_take(&c->worker->pool, m->id);
             if (b->fd != -1) {
+                c->reused = 1;
                 conn_connected(c, m);
                 return;
             }
@@ -393,6 +417,10 @@ static void
 conn_connected(struct conn *c, const struct member *m)
 {
     c->member = m;
+    if (c->replayed) {
+        relay_start(c); /* the request was counted when it first went */
+        return;
+    }
     if (c->cand[c->icand] == ring_owner(c->route->ring, c->key_hash)) {
         c->worker->metrics.routed++;
     } else {
@@ -460,6 +488,25 @@ conn_next_request(struct conn *c)
         return;
     }
     event_add(&client->rd, NULL);
+}
+
+void
+conn_replay(struct conn *c)
+{
+    struct conn_end *b = &c->end[SIDE_BACKEND];
+
+    assert(c->http && c->replay_len > 0 && !c->replayed);
+    log_msg(LOG_DEBUG, "event=backend_replay member=%s bytes=%zu", c->member->id, c->replay_len);
+    conn_event_del(&b->rd);
+    conn_event_del(&b->wr);
+    close(b->fd);
+    b->fd = -1;
+    b->pend_off = 0;
+    b->pend_len = c->replay_len;
+    c->replayed = 1;
+    c->member = NULL;
+    c->state = CONN_CONNECTING;
+    conn_connect_next(c);
 }
 
 /* ANSWERING: wait for the client's EOF so that closing cannot reset away our answer. */

@@ -34,6 +34,21 @@ relay_conn_of(struct conn_end *e)
     return (struct conn *)((char *)first - offsetof(struct conn, end));
 }
 
+/*
+ * http: may the request go again, on a fresh connection, now that its backend connection
+ * failed? Only once; only when that connection came from the pool (the backend may have
+ * closed it while idle, our request crossing its FIN; a fresh one failing is the member's
+ * fault: 502); only before any byte of an answer; only when the whole request is still held;
+ * and only when a second copy can do no harm: the method is idempotent (RFC 9110 s9.2.2,
+ * RFC 9112 s9.3.1), or NOTHING_SENT (not a byte of it left, so the backend never saw it).
+ */
+static bool
+relay_can_replay(const struct conn *c, bool nothing_sent)
+{
+    return c->http && c->reused && !c->replayed && c->replay_len > 0 && !c->resp_in_body &&
+           c->resp_head_len == 0 && (nothing_sent || c->idempotent);
+}
+
 static void
 relay_flush_head(struct conn *c)
 {
@@ -41,6 +56,10 @@ relay_flush_head(struct conn *c)
     ssize_t n = send(b->fd, b->pend, b->pend_len, MSG_NOSIGNAL | MSG_DONTWAIT);
 
     if (n == -1 && errno != EAGAIN && errno != EINTR) {
+        if (relay_can_replay(c, true)) {
+            conn_replay(c);
+            return;
+        }
         conn_close(c, CLOSE_BACKEND_ERROR);
         return;
     }
@@ -582,6 +601,10 @@ relay_http_eof(struct conn *c, struct conn_end *from)
         relay_http_done(c);
         return;
     }
+    if (relay_can_replay(c, false)) {
+        conn_replay(c); /* a stale pooled connection: the request goes again */
+        return;
+    }
     if (!c->resp_in_body && c->resp_head_len == 0) {
         /* Not a byte of an answer yet: the client still waits for one, say 502 (not a silent
          * close). */
@@ -621,6 +644,10 @@ relay_on_read(evutil_socket_t fd, short what, void *arg)
         }
         if (n == -1) {
             if (errno != EAGAIN && errno != EINTR) {
+                if (from->side == SIDE_BACKEND && relay_can_replay(c, false)) {
+                    conn_replay(c); /* reset by a backend that had closed while idle */
+                    return;
+                }
                 conn_close(c, relay_error_of(from));
             }
             return;
@@ -672,6 +699,10 @@ relay_on_write(evutil_socket_t fd, short what, void *arg)
     n = send(fd, to->pend + to->pend_off, to->pend_len - to->pend_off, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n == -1) {
         if (errno != EAGAIN && errno != EINTR) {
+            if (to->side == SIDE_BACKEND && relay_can_replay(c, false)) {
+                conn_replay(c);
+                return;
+            }
             conn_close(c, relay_error_of(to));
         }
         return;

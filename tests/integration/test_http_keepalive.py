@@ -412,3 +412,18 @@ def test_stale_pooled_connection_costs_no_request(raw_proxy):
         assert head + body == answer(t1, body=b"fin")
         _i, head, body, _c = read_response(r)
         assert head + body == answer(t2, body=b"body")
+        # the backend closes a reused connection on receiving the request: the GET is
+        # idempotent, so it goes once more on a fresh connection and the client sees 200
+        for n in range(3):
+            t = f"/drop-if-reused?user=a&n=get{n}"
+            _i, head, body, _c = exchange(s, r, f"GET {t} HTTP/1.1\r\nHost: h\r\n\r\n".encode())
+            assert head == answer(t), head
+        for n in range(3):  # each went to a reused connection, then once to a fresh one
+            conns = [c for c, h, _b in backend.requests if b"n=get%d " % n in h]
+            assert len(conns) == 2 and conns[0] < conns[1], (n, conns)
+        # a POST that may have been read is never sent twice: the client gets the 502
+        t = "/drop-if-reused?user=a&n=post"
+        _i, head, body, _c = exchange(s, r, f"POST {t} HTTP/1.1\r\nHost: h\r\n"
+                                      "Content-Length: 2\r\n\r\nhi".encode())
+        assert head.startswith(b"HTTP/1.1 502 "), head
+    assert len([h for _c, h, _b in backend.requests if b"n=post" in h]) == 1
