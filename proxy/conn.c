@@ -483,9 +483,22 @@ conn_next_request(struct conn *c)
     evtimer_assign(&c->timer, c->worker->base, conn_on_handshake_timeout, c);
     evtimer_add(&c->timer, &tv);
     /* A pipelined request may be here already. */
-    if (c->head_len > 0 && head_find_end(c->head, c->head_len, &c->head_scanned) != 0) {
-        conn_head_done(c);
-        return;
+    if (c->head_len > 0) {
+        size_t end = head_find_end(c->head, c->head_len, &c->head_scanned);
+        size_t max = c->route->conf->max_head_bytes;
+
+        /*
+         * The bytes after a body were kept whole (relay_http_stash), so they may exceed the
+         * head limit, which conn_head_reserve would then shrink the buffer below: 431 now.
+         */
+        if (end > max || (end == 0 && c->head_len > max)) {
+            conn_close(c, CLOSE_HEAD_TOO_LARGE);
+            return;
+        }
+        if (end != 0) {
+            conn_head_done(c);
+            return;
+        }
     }
     event_add(&client->rd, NULL);
 }

@@ -427,3 +427,24 @@ def test_stale_pooled_connection_costs_no_request(raw_proxy):
                                       "Content-Length: 2\r\n\r\nhi".encode())
         assert head.startswith(b"HTTP/1.1 502 "), head
     assert len([h for _c, h, _b in backend.requests if b"n=post" in h]) == 1
+
+
+def test_bytes_after_a_body_longer_than_a_head_may_be_get_431(raw_proxy):
+    """What follows a request body in the same reads is the next head: more of it than
+    max_head_bytes without its end is a 431, as on a fresh connection, and the answer to the
+    request before it comes first."""
+    proxy, backend = raw_proxy
+    body = blob(20000, "body")  # longer than the first read of a head (16 KiB + 1)
+    for junk in (b"x" * 100000, b"GET /echo?user=b HTTP/1.1\r\nHost: h\r\nX-Big: "
+                 + b"y" * 40000 + b"\r\n\r\n"):
+        s, r = connect(proxy.port)
+        with s:
+            t = "/echo?user=a"
+            s.sendall(f"POST {t} HTTP/1.1\r\nHost: h\r\nContent-Length: {len(body)}\r\n\r\n"
+                      .encode() + body + junk)
+            _i, head, got, _c = read_response(r)
+            assert head + got == answer(t, body=body)
+            _i, head, _b, _c = read_response(r)
+            assert head.startswith(b"HTTP/1.1 431 "), head
+            assert r.to_eof() == b""
+    assert proxy.proc.alive()
