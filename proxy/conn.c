@@ -34,6 +34,7 @@ static void conn_on_handshake_timeout(evutil_socket_t fd, short what, void *arg)
 static void conn_connect_next(struct conn *c);
 static void conn_connected(struct conn *c, const struct member *m);
 static void conn_head_done(struct conn *c);
+static void conn_linger(struct conn *c);
 
 static uint64_t
 conn_now_us(void)
@@ -468,6 +469,10 @@ conn_next_request(struct conn *c)
     free(c->resp_head);
     c->resp_head = NULL;
     c->resp_head_len = 0;
+    if (c->client_close && !c->req_done && !client->eof) {
+        conn_linger(c); /* answered before the whole body: the client may still be sending */
+        return;
+    }
     if (c->client_close || client->eof) {
         conn_close(c, CLOSE_DONE);
         return;
@@ -545,6 +550,33 @@ static void
 conn_on_linger_timeout(evutil_socket_t fd, short what, void *arg)
 {
     conn_on_linger_read(fd, what, arg);
+}
+
+/*
+ * http: the answer is out but the client may still be sending a body nobody will read.
+ * Closing now would reset the connection under it, and a client still writing (Python's
+ * requests, for one) reports the reset instead of the answer; so send our FIN and drain the
+ * client until its EOF or CONN_LINGER_MS (RFC 9112 s9.6), as after wsring's own answers.
+ */
+static void
+conn_linger(struct conn *c)
+{
+    struct conn_end *e = &c->end[SIDE_CLIENT];
+    struct timeval tv = conn_tv(CONN_LINGER_MS);
+
+    c->worker->metrics.closes[CLOSE_DONE]++; /* conn_close does not count in ANSWERING */
+    c->state = CONN_ANSWERING;
+    conn_event_del(&e->rd);
+    conn_event_del(&e->wr);
+    evtimer_del(&c->timer);
+    if (shutdown(e->fd, SHUT_WR) == -1) {
+        conn_close(c, CLOSE_DONE);
+        return;
+    }
+    event_assign(&e->rd, c->worker->base, e->fd, EV_READ | EV_PERSIST, conn_on_linger_read, c);
+    evtimer_assign(&c->timer, c->worker->base, conn_on_linger_timeout, c);
+    event_add(&e->rd, NULL);
+    evtimer_add(&c->timer, &tv);
 }
 
 /* Sends STATUS with a one-line body naming REASON, then lingers (RFC 9112 s9.6). */

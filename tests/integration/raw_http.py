@@ -106,7 +106,8 @@ class RawBackend:
     action one byte at a time), "cork" (hold what follows until the close, so the answer and
     the FIN leave in one segment). A request whose target holds "drop-if-reused" that is not
     the first on its connection is recorded and its connection closed unanswered, as a
-    server's keep-alive timeout racing the request does. Requests with "Expect: 100-continue" get their interim answer
+    server's keep-alive timeout racing the request does. One whose target holds "early-answer"
+    gets a 413 at once; the body is then read and the connection closed. Requests with "Expect: 100-continue" get their interim answer
     from EXPECT(target) -> bytes (b"" to read the body without one) before the body is read;
     an EXPECT answer that is final (417) ends the exchange without reading the body.
     self.requests: (connection number, head bytes, raw body bytes), in arrival order;
@@ -186,6 +187,12 @@ class RawBackend:
                         s.sendall(interim)
                         continue
                     s.sendall(interim)
+                if "early-answer" in target:  # 413 before the body, then drain it and close
+                    s.sendall(b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 7\r\n\r\ntoo big")
+                    body = r.exact(int(field(fields, "content-length") or 0))
+                    with self.lock:
+                        self.requests.append((n, head, body))
+                    return
                 te = (field(fields, "transfer-encoding") or "").lower()
                 body = r.chunked() if te == "chunked" else r.exact(
                     int(field(fields, "content-length") or 0))

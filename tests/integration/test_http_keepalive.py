@@ -448,3 +448,16 @@ def test_bytes_after_a_body_longer_than_a_head_may_be_get_431(raw_proxy):
             assert head.startswith(b"HTTP/1.1 431 "), head
             assert r.to_eof() == b""
     assert proxy.proc.alive()
+
+
+def test_early_answer_to_an_upload_reaches_a_pooled_client(raw_proxy):
+    """A backend that refuses an upload before its body is in (413) ends that exchange; the
+    client is told Connection: close and may finish sending: wsring drains it (RFC 9112 s9.6)
+    instead of resetting the connection under a client that is still writing."""
+    proxy, backend = raw_proxy
+    big = blob(8 * MIB, "upload")
+    for _ in range(3):
+        with requests.Session() as s:
+            r = s.post(f"http://127.0.0.1:{proxy.port}/early-answer?user=a", data=big, timeout=10)
+            assert (r.status_code, r.content, r.headers.get("connection")) == (
+                413, b"too big", "close")
