@@ -207,3 +207,14 @@ class RawBackend:
             self.garbage.append((n, repr(e).encode()))
         finally:
             s.close()
+
+
+def dechunk(raw):
+    """The data of a raw chunked body (trailers dropped)."""
+    out = b""
+    while True:
+        line, _, raw = raw.partition(b"\r\n")
+        size = int(line.split(b";")[0], 16)
+        if size == 0:
+            return out
+        out, raw = out + raw[:size], raw[size + 2:]

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from helpers import HERE, NODE, http_get
-from raw_http import RawBackend, connect, read_response
+from raw_http import RawBackend, connect, dechunk, parse_head, read_response
 
 
 def node_backends(env, names):
@@ -461,3 +461,28 @@ def test_early_answer_to_an_upload_reaches_a_pooled_client(raw_proxy):
             r = s.post(f"http://127.0.0.1:{proxy.port}/early-answer?user=a", data=big, timeout=10)
             assert (r.status_code, r.content, r.headers.get("connection")) == (
                 413, b"too big", "close")
+
+
+def test_500_pipelined_requests_for_many_users_answered_in_order(keepalive_proxy):
+    """One write of 500 requests (about 44 KB: the batch spans many reads, requests straddle
+    read boundaries) for different users: each answered by its owner, in order."""
+    proxy, users, owners = keepalive_proxy
+    jobs = jobs_for(500, users)
+    batch = b""
+    for job in jobs:
+        body = job["body"].encode()
+        target = f"/send/{job['i']}?user={job['user']}"
+        batch += (f"POST {target} HTTP/1.1\r\nHost: h\r\nContent-Length: {len(body)}\r\n\r\n"
+                  .encode() + body if body else f"GET {target} HTTP/1.1\r\nHost: h\r\n\r\n"
+                  .encode())
+    assert len(batch) > 40000
+    s, r = connect(proxy.port)
+    with s:
+        s.sendall(batch)
+        answers = []
+        for _job in jobs:
+            _i, head, body, _c = read_response(r)
+            if (dict(parse_head(head)[1]).get("transfer-encoding") or "") == "chunked":
+                body = dechunk(body)
+            answers.append((int(head.split(b" ")[1]), body))
+    check_answers(jobs, answers, owners)
