@@ -486,3 +486,28 @@ def test_500_pipelined_requests_for_many_users_answered_in_order(keepalive_proxy
                 body = dechunk(body)
             answers.append((int(head.split(b" ")[1]), body))
     check_answers(jobs, answers, owners)
+
+
+def test_curl_expect_100_continue_relayed_from_a_stock_server(keepalive_proxy, tmp_path):
+    """curl waits for the 100 before sending a body with Expect: 100-continue; Node's server
+    sends it. curl must get it through wsring at once (not after its 10 s expect timeout), and
+    several URLs on one curl command line share one connection."""
+    proxy, users, owners = keepalive_proxy
+    data = blob(2 * MIB, "curl")
+    path = tmp_path / "body"
+    path.write_bytes(data)
+    before = accepted(proxy)
+    argv = ["curl", "-sS", "--expect100-timeout", "10", "-H", "Expect: 100-continue",
+            "--data-binary", f"@{path}", "-w", "\\n%{time_total}\\n"]
+    for u in users[:5]:
+        argv += [f"http://127.0.0.1:{proxy.port}/send/0?user={u}"]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 10, r.stdout
+    for u, rep, took in zip(users[:5], lines[0::2], lines[1::2]):
+        rep = json.loads(rep)
+        assert (rep["backend"], rep["len"], rep["sha256"]) == (
+            owners[u], len(data), hashlib.sha256(data).hexdigest())
+        assert float(took) < 5, f"curl waited {took} s: the 100 Continue did not come through"
+    assert accepted(proxy) - before == 1
