@@ -63,13 +63,11 @@ $(BUILD)/tests/%: tests/%.c $(TEST_HELPERS) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(TEST_HELPERS) $(LIB) $(PKG_LIBS) $(TEST_LIBS)
 
-# The smuggling corpus (tests/smuggling_corpus.py) as records for test_smuggling.
-SMUGGLING_RECORDS := $(BUILD)/tests/smuggling_corpus.bin
-$(SMUGGLING_RECORDS): tests/smuggling_corpus.py
+# The smuggling corpus (tests/smuggling_corpus.py) as records, beside test_smuggling.
+$(BUILD)/tests/smuggling_corpus.bin: tests/smuggling_corpus.py
 	@mkdir -p $(@D)
 	$(PYTHON) $< --records $@
-$(BUILD)/tests/test_smuggling: $(SMUGGLING_RECORDS)
-$(BUILD)/tests/test_smuggling: ALL_CFLAGS += -DSMUGGLING_RECORDS='"$(SMUGGLING_RECORDS)"'
+$(BUILD)/tests/test_smuggling: $(BUILD)/tests/smuggling_corpus.bin
 
 # Unit tests: one cmocka binary per module.
 test: $(TESTS)

@@ -3,7 +3,7 @@
  * mutations public scanners send) through the pure parsers, head.c then http1.c, without
  * sockets. Every request must be refused, or parse with one framing that no other reading of
  * its bytes could give; the integration test (test_http_smuggling.py) sends the same corpus
- * through wsring. The Makefile writes the records to SMUGGLING_RECORDS.
+ * through wsring. The Makefile writes the records beside this test's binary.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,9 +20,9 @@
 #include "proxy/head.h"
 #include "proxy/http1.h"
 
-#ifndef SMUGGLING_RECORDS
-#define SMUGGLING_RECORDS "build/tests/smuggling_corpus.bin"
-#endif
+#define RECORDS_NAME "smuggling_corpus.bin"
+
+static char records_path[4096]; /* RECORDS_NAME in the directory of argv[0] */
 
 struct record {
     char name[128];
@@ -141,14 +141,13 @@ scan_body(const struct record *r, const struct head *h, size_t *used)
 static void
 test_corpus_refused_or_framed_one_way(void **state)
 {
-    FILE *f = fopen(SMUGGLING_RECORDS, "rb");
+    FILE *f = fopen(records_path, "rb");
     struct record r;
     size_t total = 0, heads_ok = 0, bodies_ok = 0, cl_te_ok = 0;
 
     (void)state;
     if (f == NULL) {
-        fail_msg("cannot open %s (make writes it from tests/smuggling_corpus.py)",
-                 SMUGGLING_RECORDS);
+        fail_msg("cannot open %s (make writes it from tests/smuggling_corpus.py)", records_path);
     }
     while (next_record(f, &r)) {
         static struct head h;
@@ -184,11 +183,15 @@ test_corpus_refused_or_framed_one_way(void **state)
 }
 
 int
-main(void)
+main(int argc, char **argv)
 {
+    const char *slash = argc > 0 ? strrchr(argv[0], '/') : NULL;
+    int dir = slash != NULL ? (int)(slash - argv[0] + 1) : 0;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_corpus_refused_or_framed_one_way),
     };
 
+    snprintf(records_path, sizeof(records_path), "%.*s%s", dir, dir > 0 ? argv[0] : "",
+             RECORDS_NAME);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
