@@ -8,7 +8,7 @@ PKGS      := libevent libevent_pthreads libevent_openssl libcurl jansson openssl
 TEST_PKGS := cmocka
 DEB_PKGS  := build-essential pkg-config clang libclang-rt-14-dev clang-format libevent-dev \
              libcurl4-openssl-dev libjansson-dev libssl-dev libxxhash-dev libcmocka-dev \
-             python3 python3-pytest python3-websockets python3-prometheus-client curl \
+             python3 python3-pytest python3-websockets python3-prometheus-client python3-requests curl \
              chromium systemd
 PYTHON    := /usr/bin/python3
 
@@ -63,6 +63,12 @@ $(BUILD)/tests/%: tests/%.c $(TEST_HELPERS) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(TEST_HELPERS) $(LIB) $(PKG_LIBS) $(TEST_LIBS)
 
+# The smuggling corpus (tests/smuggling_corpus.py) as records, beside test_smuggling.
+$(BUILD)/tests/smuggling_corpus.bin: tests/smuggling_corpus.py
+	@mkdir -p $(@D)
+	$(PYTHON) $< --records $@
+$(BUILD)/tests/test_smuggling: $(BUILD)/tests/smuggling_corpus.bin
+
 # Unit tests: one cmocka binary per module.
 test: $(TESTS)
 	@set -e; for t in $(TESTS); do echo "== $$t"; $(SAN_ENV) $$t; done
@@ -98,6 +104,7 @@ integration: all
 
 fuzz:
 	$(MAKE) CC=clang BUILD=build/fuzz SAN="-fsanitize=fuzzer-no-link,address,undefined" fuzzers
+	$(PYTHON) tests/smuggling_corpus.py --head build/fuzz/corpus/head --http1 build/fuzz/corpus/http1
 	@set -e; for n in $(FUZZ_NAMES); do mkdir -p build/fuzz/corpus/$$n; \
 	    echo "== fuzz_$$n for $(FUZZ_SECONDS)s"; \
 	    build/fuzz/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/ \
@@ -143,7 +150,7 @@ deps:
 	@if ! pkg-config --exists $(PKGS) $(TEST_PKGS) || ! command -v clang >/dev/null \
 	    || ! command -v clang-format >/dev/null || ! command -v curl >/dev/null \
 	    || ! command -v chromium >/dev/null || ! command -v systemd-analyze >/dev/null \
-	    || ! $(PYTHON) -c 'import pytest, websockets, prometheus_client' 2>/dev/null; then \
+	    || ! $(PYTHON) -c 'import pytest, websockets, prometheus_client, requests' 2>/dev/null; then \
 	    if [ "$$(id -u)" != 0 ]; then \
 	        echo "missing packages; as root run: apt-get install $(DEB_PKGS)" >&2; exit 1; fi; \
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(DEB_PKGS); \

@@ -35,6 +35,7 @@ static void conn_on_handshake_timeout(evutil_socket_t fd, short what, void *arg)
 static void conn_connect_next(struct conn *c);
 static void conn_connected(struct conn *c, const struct member *m);
 static void conn_head_done(struct conn *c);
+static void conn_linger(struct conn *c);
 
 static uint64_t
 conn_now_us(void)
@@ -194,6 +195,7 @@ conn_prepare_forward(struct conn *c, const struct head *head, const char *key, s
         }
         c->req_done = r == HTTP1_DONE;
     }
+    c->replay_len = 0;
     conn_client_ip(c, ip);
     need = forward_size(head, &info) + used;
     if (b->pend_cap < need) {
@@ -209,11 +211,29 @@ conn_prepare_forward(struct conn *c, const struct head *head, const char *key, s
     memcpy(b->pend + b->pend_len, c->head + head->len, used);
     b->pend_len += used;
     b->pend_off = 0;
+    if (c->http && c->req_done) {
+        c->replay_len = b->pend_len; /* nothing else goes to the backend: it stays there */
+    }
     /* Keep the rest (a pipelined request) at the start of the head buffer. */
     memmove(c->head, c->head + head->len + used, early - used);
     c->head_len = early - used;
     c->head_scanned = 0;
     return 0;
+}
+
+/* RFC 9110 s9.2.2: PUT, DELETE and the safe methods. */
+static bool
+conn_method_is_idempotent(const struct head *head)
+{
+    static const char *const methods[] = { "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE" };
+
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+        if (head->method_len == strlen(methods[i]) &&
+            memcmp(head->method, methods[i], head->method_len) == 0) {
+            return true;
+        }
+    }
+    return false;
 }
 
 /* http: what the client's request says about the exchange (RFC 9112 §9.3). */
@@ -226,6 +246,9 @@ conn_http_begin(struct conn *c, const struct head *head)
 
     c->http = 1;
     c->head_req = head->method_len == 4 && memcmp(head->method, "HEAD", 4) == 0;
+    c->idempotent = conn_method_is_idempotent(head);
+    c->reused = 0;
+    c->replayed = 0;
     c->client_close = close_token || (head->minor_version == 0 && !keep_token);
     c->req_done = 0;
     c->resp_in_body = 0;
@@ -382,11 +405,13 @@ conn_connect_next(struct conn *c)
         if (rb->addr_len == 0) {
             continue; /* never resolved: as good as down */
         }
-        if (c->http) {
+        c->reused = 0;
+        if (c->http && !c->replayed) {
             const struct member *m = member_set_at(ring_members(c->route->ring), c->cand[c->icand]);
 
             b->fd = pool_take(&c->worker->pool, m->id);
             if (b->fd != -1) {
+                c->reused = 1;
                 conn_connected(c, m);
                 return;
             }
@@ -416,6 +441,10 @@ static void
 conn_connected(struct conn *c, const struct member *m)
 {
     c->member = m;
+    if (c->replayed) {
+        relay_start(c); /* the request was counted when it first went */
+        return;
+    }
     if (c->cand[c->icand] == ring_owner(c->route->ring, c->key_hash)) {
         c->worker->metrics.routed++;
     } else {
@@ -467,6 +496,10 @@ conn_next_request(struct conn *c)
     free(c->resp_head);
     c->resp_head = NULL;
     c->resp_head_len = 0;
+    if (c->client_close && !c->req_done && !client->eof) {
+        conn_linger(c); /* answered before the whole body: the client may still be sending */
+        return;
+    }
     if (c->client_close || client->eof) {
         conn_close(c, CLOSE_DONE);
         return;
@@ -482,11 +515,43 @@ conn_next_request(struct conn *c)
     evtimer_assign(&c->timer, c->worker->base, conn_on_handshake_timeout, c);
     evtimer_add(&c->timer, &tv);
     /* A pipelined request may be here already. */
-    if (c->head_len > 0 && head_find_end(c->head, c->head_len, &c->head_scanned) != 0) {
-        conn_head_done(c);
-        return;
+    if (c->head_len > 0) {
+        size_t end = head_find_end(c->head, c->head_len, &c->head_scanned);
+        size_t max = c->route->conf->max_head_bytes;
+
+        /*
+         * The bytes after a body were kept whole (relay_http_stash), so they may exceed the
+         * head limit, which conn_head_reserve would then shrink the buffer below: 431 now.
+         */
+        if (end > max || (end == 0 && c->head_len > max)) {
+            conn_close(c, CLOSE_HEAD_TOO_LARGE);
+            return;
+        }
+        if (end != 0) {
+            conn_head_done(c);
+            return;
+        }
     }
     event_add(&client->rd, NULL);
+}
+
+void
+conn_replay(struct conn *c)
+{
+    struct conn_end *b = &c->end[SIDE_BACKEND];
+
+    assert(c->http && c->replay_len > 0 && !c->replayed);
+    log_msg(LOG_DEBUG, "event=backend_replay member=%s bytes=%zu", c->member->id, c->replay_len);
+    conn_event_del(&b->rd);
+    conn_event_del(&b->wr);
+    close(b->fd);
+    b->fd = -1;
+    b->pend_off = 0;
+    b->pend_len = c->replay_len;
+    c->replayed = 1;
+    c->member = NULL;
+    c->state = CONN_CONNECTING;
+    conn_connect_next(c);
 }
 
 /* ANSWERING: wait for the client's EOF so that closing cannot reset away our answer. */
@@ -512,6 +577,33 @@ static void
 conn_on_linger_timeout(evutil_socket_t fd, short what, void *arg)
 {
     conn_on_linger_read(fd, what, arg);
+}
+
+/*
+ * http: the answer is out but the client may still be sending a body nobody will read.
+ * Closing now would reset the connection under it, and a client still writing (Python's
+ * requests, for one) reports the reset instead of the answer; so send our FIN and drain the
+ * client until its EOF or CONN_LINGER_MS (RFC 9112 s9.6), as after wsring's own answers.
+ */
+static void
+conn_linger(struct conn *c)
+{
+    struct conn_end *e = &c->end[SIDE_CLIENT];
+    struct timeval tv = conn_tv(CONN_LINGER_MS);
+
+    c->worker->metrics.closes[CLOSE_DONE]++; /* conn_close does not count in ANSWERING */
+    c->state = CONN_ANSWERING;
+    conn_event_del(&e->rd);
+    conn_event_del(&e->wr);
+    evtimer_del(&c->timer);
+    if (shutdown(e->fd, SHUT_WR) == -1) {
+        conn_close(c, CLOSE_DONE);
+        return;
+    }
+    event_assign(&e->rd, c->worker->base, e->fd, EV_READ | EV_PERSIST, conn_on_linger_read, c);
+    evtimer_assign(&c->timer, c->worker->base, conn_on_linger_timeout, c);
+    event_add(&e->rd, NULL);
+    evtimer_add(&c->timer, &tv);
 }
 
 /* Sends STATUS with a one-line body naming REASON, then lingers (RFC 9112 s9.6). */

@@ -78,6 +78,10 @@ struct conn {
     unsigned resp_reusable : 1;  /* http: the backend may take another request */
     unsigned next_on_flush : 1;  /* http: the response is complete once the client has it */
     unsigned resp_streaming : 1; /* http: an open-ended response (SSE): migration ends it */
+    unsigned idempotent : 1;     /* http: the method may be sent twice (RFC 9110 s9.2.2) */
+    unsigned reused : 1;         /* http: the backend connection came from the pool */
+    unsigned replayed : 1;       /* http: the request went again on a fresh connection */
+    size_t replay_len;           /* http: >0 when the whole request is in the backend's pend */
     struct http1_body req_body;  /* http: where the request ends */
     struct http1_body resp_body; /* http: where the response ends */
     uint8_t *resp_head;          /* owned; http: response head bytes until it is complete */
@@ -127,5 +131,10 @@ void relay_start(struct conn *c);
 void relay_on_read(evutil_socket_t fd, short what, void *arg);
 /* http: the exchange is over; reads the client's next request (conn.c). */
 void conn_next_request(struct conn *c);
+/*
+ * http: the pooled backend connection died before answering; sends the request (all of it
+ * still in the backend's pend buffer, c->replay_len bytes) once more on a fresh connection.
+ */
+void conn_replay(struct conn *c);
 
 #endif /* WSRING_PROXY_CONN_H */

@@ -1,8 +1,11 @@
 /* Per-worker pool of idle keep-alive backend connections (DESIGN §10.1). */
 #include "proxy/pool.h"
 
+#include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -55,17 +58,35 @@ pool_fini(struct pool *p)
     }
 }
 
+/*
+ * True when nothing is waiting on FD: no EOF, no stray bytes, no error. The pool's own read
+ * event sees those only on a later loop turn; a FIN that came with the last answer is already
+ * here, and a request sent into it would be lost.
+ */
+static bool
+pool_still_open(int fd)
+{
+    char byte;
+
+    return recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == -1 &&
+           (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
 int
 pool_take(struct pool *p, const char *member_id)
 {
-    struct pool_conn *pc;
+    struct pool_conn *pc, *prev;
 
     /* Most recently used first: it is the least likely to have been closed by the server. */
-    TAILQ_FOREACH_REVERSE(pc, &p->idle, pool_idle_head, link)
-    {
+    for (pc = TAILQ_LAST(&p->idle, pool_idle_head); pc != NULL; pc = prev) {
+        prev = TAILQ_PREV(pc, pool_idle_head, link);
         if (strcmp(pc->member_id, member_id) == 0) {
             int fd = pc->fd;
 
+            if (!pool_still_open(fd)) {
+                pool_close(p, pc);
+                continue;
+            }
             TAILQ_REMOVE(&p->idle, pc, link);
             p->nidle--;
             event_del(&pc->ev);

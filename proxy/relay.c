@@ -33,6 +33,21 @@ relay_conn_of(struct conn_end *e)
     return (struct conn *)((char *)first - offsetof(struct conn, end));
 }
 
+/*
+ * http: may the request go again, on a fresh connection, now that its backend connection
+ * failed? Only once; only when that connection came from the pool (the backend may have
+ * closed it while idle, our request crossing its FIN; a fresh one failing is the member's
+ * fault: 502); only before any byte of an answer; only when the whole request is still held;
+ * and only when a second copy can do no harm: the method is idempotent (RFC 9110 s9.2.2,
+ * RFC 9112 s9.3.1), or NOTHING_SENT (not a byte of it left, so the backend never saw it).
+ */
+static bool
+relay_can_replay(const struct conn *c, bool nothing_sent)
+{
+    return c->http && c->reused && !c->replayed && c->replay_len > 0 && !c->resp_in_body &&
+           c->resp_head_len == 0 && (nothing_sent || c->idempotent);
+}
+
 static void
 relay_flush_head(struct conn *c)
 {
@@ -44,6 +59,10 @@ relay_flush_head(struct conn *c)
                          MSG_NOSIGNAL | MSG_DONTWAIT);
 
         if (n == -1 && errno != EAGAIN && errno != EINTR) {
+            if (relay_can_replay(c, true)) {
+                conn_replay(c);
+                return;
+            }
             conn_close(c, CLOSE_BACKEND_ERROR);
             return;
         }
@@ -400,6 +419,12 @@ relay_http_response_bytes(struct conn *c, const uint8_t *buf, size_t len)
         if (resp.status >= 200 && resp.body == HTTP1_BODY_UNTIL_CLOSE) {
             c->client_close = 1; /* the client knows the end only by our close */
         }
+        if (resp.status >= 200 && !c->req_done) {
+            /* An answer before the whole request (417 to Expect, an early 413): the rest of
+             * that body could not be told from a next request, so the client is told now
+             * that this connection ends (RFC 9110 s10.1.1). */
+            c->client_close = 1;
+        }
         if (relay_http_send_head(c, resp.head_len, resp.status >= 200) == -1) {
             return;
         }
@@ -430,6 +455,12 @@ relay_http_request_bytes(struct conn *c, const uint8_t *buf, size_t n, size_t *u
         r = http1_body_scan(&c->req_body, buf, n, used);
     }
     if (r == HTTP1_BAD) {
+        if (!c->resp_in_body) {
+            /* No final answer has begun: the client still waits for one, so it gets its 400
+             * (conn_close answers before the relay state), as a bad body in the head's read
+             * does. */
+            c->state = CONN_CONNECTING;
+        }
         conn_close(c, CLOSE_BAD_HEAD);
         return -1;
     }
@@ -584,6 +615,10 @@ relay_http_eof(struct conn *c, struct conn_end *from)
         relay_http_done(c);
         return;
     }
+    if (relay_can_replay(c, false)) {
+        conn_replay(c); /* a stale pooled connection: the request goes again */
+        return;
+    }
     if (!c->resp_in_body && c->resp_head_len == 0) {
         /* Not a byte of an answer yet: the client still waits for one, say 502 (not a silent
          * close). */
@@ -623,6 +658,10 @@ relay_on_read(evutil_socket_t fd, short what, void *arg)
         }
         if (n == -1) {
             if (errno != EAGAIN && errno != EINTR) {
+                if (from->side == SIDE_BACKEND && relay_can_replay(c, false)) {
+                    conn_replay(c); /* reset by a backend that had closed while idle */
+                    return;
+                }
                 conn_close(c, relay_error_of(from));
             }
             return;
@@ -674,6 +713,10 @@ relay_on_write(evutil_socket_t fd, short what, void *arg)
     n = send(fd, to->pend + to->pend_off, to->pend_len - to->pend_off, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n == -1) {
         if (errno != EAGAIN && errno != EINTR) {
+            if (to->side == SIDE_BACKEND && relay_can_replay(c, false)) {
+                conn_replay(c);
+                return;
+            }
             conn_close(c, relay_error_of(to));
         }
         return;

@@ -578,6 +578,49 @@ test_response_then_body_then_next(void **state)
     free(buf);
 }
 
+/*
+ * The relay keeps the bytes of a response head as they come and parses them again on each
+ * read: every proper prefix is MORE (never BAD, never DONE early), the whole head gives the
+ * answer of a single call, and the bytes after it are left for the body. Interim 1xx heads
+ * in front are each DONE on their own.
+ */
+static void
+test_response_head_resumes_from_any_prefix(void **state)
+{
+    static const char *const heads[] = {
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Long: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n"
+        "Content-Length: 5\r\n\r\nhello",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n0\r\nX-T: 1\r\n\r\n",
+        "HTTP/1.0 304 Not Modified\r\nETag: \"v\"\r\nConnection: keep-alive\r\n\r\n",
+        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+        "HTTP/1.1 502\r\nContent-Length: 0\r\n\r\n",
+    };
+
+    (void)state;
+    for (size_t k = 0; k < sizeof(heads) / sizeof(heads[0]); k++) {
+        size_t len = strlen(heads[k]);
+        uint8_t *buf = copy_of(heads[k], len);
+        struct http1_response whole, part;
+
+        assert_int_equal(http1_response_parse(buf, len, false, &whole), HTTP1_DONE);
+        for (size_t n = 0; n < whole.head_len; n++) {
+            uint8_t *prefix = copy_of(heads[k], n); /* exactly N bytes: ASan sees over-reads */
+
+            if (http1_response_parse(prefix, n, false, &part) != HTTP1_MORE) {
+                fail_msg("head %zu: prefix of %zu bytes is not MORE", k, n);
+            }
+            free(prefix);
+        }
+        assert_int_equal(http1_response_parse(buf, whole.head_len, false, &part), HTTP1_DONE);
+        assert_int_equal(part.status, whole.status);
+        assert_int_equal(part.head_len, whole.head_len);
+        assert_int_equal(part.body, whole.body);
+        assert_int_equal(part.content_length, whole.content_length);
+        assert_int_equal(part.keep_alive, whole.keep_alive);
+        free(buf);
+    }
+}
+
 int
 main(void)
 {
@@ -590,6 +633,7 @@ main(void)
         cmocka_unit_test(test_response_rows),
         cmocka_unit_test(test_response_head_limit_is_64_kib),
         cmocka_unit_test(test_response_then_body_then_next),
+        cmocka_unit_test(test_response_head_resumes_from_any_prefix),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
