@@ -125,5 +125,16 @@ void relay_close_gently(struct conn *c, uint16_t code, enum close_reason reason)
 void relay_start(struct conn *c);
 /* http: the exchange is over; reads the client's next request (conn.c). */
 void conn_next_request(struct conn *c);
+/*
+ * Back to READ_HEAD for the client's next request on a kept-alive connection
+ * (any bytes already in c->head are its start); C may be freed before this
+ * returns.
+ */
+void conn_read_next_head(struct conn *c);
+/*
+ * Sends LEN bytes at BUF as the last answer on C, half-closes and lingers for
+ * the client's EOF (CONN_ANSWERING). The caller must return at once.
+ */
+void conn_answer_last(struct conn *c, const void *buf, size_t len);
 
 #endif /* WSRING_PROXY_CONN_H */

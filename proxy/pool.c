@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -24,6 +25,15 @@ pool_init(struct pool *p, struct event_base *base)
     p->base = base;
     TAILQ_INIT(&p->idle);
     p->nidle = 0;
+    p->idle_ms = 4000;
+    p->max_idle = 64;
+}
+
+void
+pool_set_limits(struct pool *p, uint64_t idle_ms, unsigned max_idle)
+{
+    p->idle_ms = idle_ms;
+    p->max_idle = max_idle;
 }
 
 static void
@@ -79,7 +89,8 @@ pool_take(struct pool *p, const char *member_id)
 void
 pool_put(struct pool *p, const char *member_id, int fd)
 {
-    struct timeval tv = { .tv_sec = POOL_IDLE_MS / 1000, .tv_usec = (POOL_IDLE_MS % 1000) * 1000 };
+    struct timeval tv = { .tv_sec = (time_t)(p->idle_ms / 1000),
+                          .tv_usec = (suseconds_t)(p->idle_ms % 1000) * 1000 };
     size_t len = strlen(member_id), same = 0;
     struct pool_conn *pc;
 
@@ -87,7 +98,7 @@ pool_put(struct pool *p, const char *member_id, int fd)
     {
         same += strcmp(pc->member_id, member_id) == 0;
     }
-    pc = same < POOL_PER_MEMBER ? malloc(sizeof(*pc) + len + 1) : NULL;
+    pc = same < p->max_idle ? malloc(sizeof(*pc) + len + 1) : NULL;
     if (pc == NULL) {
         close(fd);
         return;
