@@ -1,4 +1,10 @@
-/* Per-worker pool of idle keep-alive backend connections (DESIGN §10.1). */
+/*
+ * Per-worker pool of idle keep-alive backend connections (DESIGN §10.1).
+ * Taking and putting happen once per proxied HTTP request, so the entries
+ * of taken connections are kept on a spare list and reused by the next put
+ * instead of a free() and a malloc() per request; the spare list never holds
+ * more entries than the pool held idle connections at its fullest.
+ */
 #include "proxy/pool.h"
 
 #include <stdlib.h>
@@ -12,11 +18,12 @@
 #include "ring/member_set.h"
 
 struct pool_conn {
-    struct pool *pool; /* borrowed; the owner */
-    int fd;            /* owned */
-    struct event ev;   /* readable (EOF, stray bytes) or idle timeout */
-    TAILQ_ENTRY(pool_conn) link;
-    char member_id[]; /* NUL-terminated */
+    struct pool *pool;           /* borrowed; the owner */
+    int fd;                      /* owned */
+    struct event ev;             /* readable (EOF, stray bytes) or idle timeout */
+    TAILQ_ENTRY(pool_conn) link; /* in idle, or in spare */
+    size_t id_cap;               /* bytes member_id can hold */
+    char member_id[];            /* NUL-terminated */
 };
 
 void
@@ -24,6 +31,7 @@ pool_init(struct pool *p, struct event_base *base)
 {
     p->base = base;
     TAILQ_INIT(&p->idle);
+    TAILQ_INIT(&p->spare);
     p->nidle = 0;
     p->idle_ms = 4000;
     p->max_idle = 64;
@@ -63,6 +71,12 @@ pool_fini(struct pool *p)
     while (!TAILQ_EMPTY(&p->idle)) {
         pool_close(p, TAILQ_FIRST(&p->idle));
     }
+    while (!TAILQ_EMPTY(&p->spare)) {
+        struct pool_conn *pc = TAILQ_FIRST(&p->spare);
+
+        TAILQ_REMOVE(&p->spare, pc, link);
+        free(pc);
+    }
 }
 
 int
@@ -79,7 +93,7 @@ pool_take(struct pool *p, const char *member_id)
             TAILQ_REMOVE(&p->idle, pc, link);
             p->nidle--;
             event_del(&pc->ev);
-            free(pc);
+            TAILQ_INSERT_HEAD(&p->spare, pc, link); /* the next put reuses it */
             return fd;
         }
     }
@@ -98,10 +112,25 @@ pool_put(struct pool *p, const char *member_id, int fd)
     {
         same += strcmp(pc->member_id, member_id) == 0;
     }
-    pc = same < p->max_idle ? malloc(sizeof(*pc) + len + 1) : NULL;
-    if (pc == NULL) {
+    if (same >= p->max_idle) {
         close(fd);
         return;
+    }
+    pc = TAILQ_FIRST(&p->spare);
+    if (pc != NULL) {
+        TAILQ_REMOVE(&p->spare, pc, link);
+        if (pc->id_cap < len + 1) {
+            free(pc);
+            pc = NULL;
+        }
+    }
+    if (pc == NULL) {
+        pc = malloc(sizeof(*pc) + len + 1);
+        if (pc == NULL) {
+            close(fd);
+            return;
+        }
+        pc->id_cap = len + 1;
     }
     pc->pool = p;
     pc->fd = fd;

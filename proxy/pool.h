@@ -19,6 +19,7 @@ struct pool_conn;
 struct pool {
     struct event_base *base;                    /* borrowed */
     TAILQ_HEAD(pool_idle_head, pool_conn) idle; /* most recently used last */
+    TAILQ_HEAD(, pool_conn) spare;              /* entries of taken connections, for reuse */
     size_t nidle;
     uint64_t idle_ms;  /* pool_idle_timeout of the conf in force */
     unsigned max_idle; /* pool_max_idle of the conf in force; 0 keeps none */
