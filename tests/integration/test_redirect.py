@@ -6,6 +6,7 @@ import asyncio
 import http.client
 import json
 import socket
+import threading
 import time
 import urllib.request
 
@@ -263,3 +264,42 @@ def test_consul_meta_public_url(env):
         assert m["public_url"] == "https://ws-a.example.com/chat"
         assert "public_url" in json.dumps(ring(proxy).get("watch", {}))
         assert wait_port(proxy.port)
+
+
+def test_many_pipelined_redirects_to_a_client_that_reads_late(env):
+    """3,000 pipelined redirect requests (answers of 4 KiB each, 12 MB in all: more than the socket
+    buffers hold) from a client that reads nothing for a second: wsring's answers fill the socket, wait
+    for the client to read (the write-pending path), and every answer arrives, in order, on the
+    one connection."""
+    bs = env.backends(["ws-a", "ws-b"])
+    proxy = env.wsring(static_conf(bs, {"ws-a", "ws-b"}), workers=1)
+    owners = {u: admin_json(proxy, f"/lookup?key={u}")["owner"] for u in USERS[:20]}
+    url = {b.name: url_of(b) for b in bs}
+    n, pad = 3000, "p" * 4000
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)  # before connect: a small window
+    s.settimeout(20)
+    s.connect(("127.0.0.1", proxy.port))
+    reqs = b"".join(f"GET /connect/{i}?user={USERS[i % 20]}&pad={pad} HTTP/1.1\r\nHost: x\r\n\r\n"
+                    .encode() for i in range(n))
+    sender = threading.Thread(target=s.sendall, args=(reqs,))
+    sender.start()
+    time.sleep(1.0)
+    got = bytearray()
+    want_end = f"/connect/{n - 1}?user={USERS[(n - 1) % 20]}&pad={pad}\r\n".encode()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        chunk = s.recv(1 << 20)
+        assert chunk, f"closed after {got.count(b'HTTP/1.1 307')} answers"
+        got += chunk
+        if want_end in got[-(len(chunk) + len(want_end) + 16):]:
+            break
+    sender.join()
+    s.close()
+    locations = [line[len(b"Location: "):].decode() for line in bytes(got).split(b"\r\n")
+                 if line.startswith(b"Location: ")]
+    assert len(locations) == n and got.count(b"HTTP/1.1 307 Temporary Redirect\r\n") == n
+    for i, loc in enumerate(locations):
+        u = USERS[i % 20]
+        assert loc == f"{url[owners[u]]}/connect/{i}?user={u}&pad={pad}", (i, loc[:80])
+    assert metric(proxy, "wsring_connections_accepted_total", "") == 1
