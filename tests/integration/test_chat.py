@@ -198,7 +198,7 @@ def test_chat_messages_reach_their_users_while_a_fourth_server_joins(env):
     assert all(chat.connects[u] >= 2 for u in moved)
     assert sum(chat.connects[u] for u in USERS if u not in moved) == len(USERS) - len(moved)
     assert metric(proxy, "wsring_migrations_finished_total") >= len(moved)
-    assert len(during) > 500  # messages sent while the ring changed and users moved
+    assert len(during) > 200  # messages sent while the ring changed and users moved
     # The servers reached each other through wsring on a few reused connections.
     stats = [json.loads(http_get(b.port, "/stats")[1]) for b in backends]
     requests = sum(s["delivery_requests"] for s in stats)
