@@ -5,7 +5,11 @@
  * the header "X-Backend: NAME", so the load generator can check where each
  * user landed, then echoes every frame back unmasked. Ping gets a pong,
  * Close gets a Close and the connection ends. A request that is not an
- * upgrade gets "200 NAME" and is closed (a cheap readiness probe).
+ * upgrade gets a 200 with "X-Backend: NAME" whose body is the request's body
+ * (Content-Length) echoed, or "NAME\n" when it has none; the connection is
+ * kept alive (HTTP/1.1) for the next request unless the request said
+ * "Connection: close" or was HTTP/1.0. Pipelined requests are answered in
+ * order.
  *
  *   echo_backend --port P --name NAME [--addr 127.0.0.1] [--threads N]
  *
@@ -63,6 +67,8 @@ struct echo_thread {
     uint8_t *obuf;    /* owned; echo output under construction */
     size_t obuf_cap;
 };
+
+static int echo_obuf_reserve(struct echo_thread *t, size_t need);
 
 static const char *echo_name = "backend";
 static const char *echo_addr = "127.0.0.1";
@@ -302,39 +308,66 @@ head_field(const char *head, size_t len, const char *name, const char **value)
     return 0;
 }
 
-/* Answers the complete head IN[0..HEAD_LEN). Returns 0, or -1 to close now. */
+/* Answers the WebSocket upgrade head IN[0..HEAD_LEN). Returns 0, or -1 to close now. */
 static int
-echo_answer_head(struct echo_thread *t, struct echo_conn *c, const char *in, size_t head_len)
+echo_answer_upgrade(struct echo_thread *t, struct echo_conn *c, const char *key, size_t key_len)
 {
-    const char *key = NULL;
-    size_t key_len = head_field(in, head_len, "Sec-WebSocket-Key", &key);
     char accept[29];
     char resp[512];
     int n;
 
-    if (key_len > 0 && ws_accept(key, key_len, accept) == 0) {
-        n = snprintf(resp, sizeof(resp),
-                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\nX-Backend: %s\r\n\r\n",
-                     accept, echo_name);
-        c->state = ECHO_WS;
-    } else {
-        n = snprintf(resp, sizeof(resp),
-                     "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
-                     "X-Backend: %s\r\nConnection: close\r\n\r\n%s\n",
-                     strlen(echo_name) + 1, echo_name, echo_name);
-        c->state = ECHO_CLOSING;
+    if (ws_accept(key, key_len, accept) != 0) {
+        return -1;
     }
+    n = snprintf(resp, sizeof(resp),
+                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                 "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\nX-Backend: %s\r\n\r\n",
+                 accept, echo_name);
     if (n < 0 || (size_t)n >= sizeof(resp)) {
         return -1;
     }
-    if (echo_send(t, c, (const uint8_t *)resp, (size_t)n) == -1) {
+    c->state = ECHO_WS;
+    return echo_send(t, c, (const uint8_t *)resp, (size_t)n);
+}
+
+/*
+ * Answers a plain HTTP request: head IN[0..HEAD_LEN) and BODY_LEN body bytes
+ * after it (all in IN), echoing the body. Returns 0, or -1 to close now.
+ */
+static int
+echo_answer_http(struct echo_thread *t, struct echo_conn *c, const char *in, size_t head_len,
+                 size_t body_len)
+{
+    const char *conn = NULL;
+    size_t conn_len = head_field(in, head_len, "Connection", &conn);
+    int close_it = (conn_len == 5 && strncasecmp(conn, "close", 5) == 0) ||
+                   memmem(in, head_len < 64 ? head_len : 64, " HTTP/1.0\r\n", 11) != NULL;
+    const char *body = body_len > 0 ? in + head_len : echo_name;
+    size_t blen = body_len > 0 ? body_len : strlen(echo_name) + 1;
+    char head[256];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                     "X-Backend: %s\r\n%s\r\n",
+                     body_len > 0 ? "application/octet-stream" : "text/plain", blen, echo_name,
+                     close_it ? "Connection: close\r\n" : "");
+
+    if (n < 0 || (size_t)n >= sizeof(head) || echo_obuf_reserve(t, (size_t)n + blen) == -1) {
         return -1;
     }
-    if (c->state == ECHO_CLOSING && c->out_len == 0) {
-        return -1; /* all sent: done */
+    memcpy(t->obuf, head, (size_t)n);
+    if (body_len > 0) {
+        memcpy(t->obuf + n, body, blen);
+    } else {
+        memcpy(t->obuf + n, echo_name, blen - 1);
+        t->obuf[(size_t)n + blen - 1] = '\n';
     }
-    return 0;
+    if (close_it) {
+        c->state = ECHO_CLOSING;
+    }
+    if (echo_send(t, c, t->obuf, (size_t)n + blen) == -1) {
+        return -1;
+    }
+    return c->state == ECHO_CLOSING && c->out_len == 0 ? -1 : 0;
 }
 
 static int
@@ -486,9 +519,14 @@ echo_input(struct echo_thread *t, struct echo_conn *c, const uint8_t *new_bytes,
         in = c->in;
         len = c->in_len;
     }
-    if (c->state == ECHO_HEAD) {
+    while (c->state == ECHO_HEAD) {
         const uint8_t *end = NULL;
+        const char *key = NULL, *cl = NULL;
+        size_t head_len, key_len, cl_len, body_len = 0;
 
+        if (c->out_len > 0) { /* still flushing: answer the rest once the socket drains */
+            return echo_keep(c, in, len);
+        }
         for (size_t i = 3; i < len; i++) {
             if (in[i] == '\n' && in[i - 1] == '\r' && in[i - 2] == '\n' && in[i - 3] == '\r') {
                 end = in + i + 1;
@@ -498,14 +536,40 @@ echo_input(struct echo_thread *t, struct echo_conn *c, const uint8_t *new_bytes,
         if (end == NULL) {
             return len > ECHO_MAX_HEAD ? -1 : echo_keep(c, in, len);
         }
-        if (echo_answer_head(t, c, (const char *)in, (size_t)(end - in)) == -1) {
+        head_len = (size_t)(end - in);
+        key_len = head_field((const char *)in, head_len, "Sec-WebSocket-Key", &key);
+        if (key_len > 0) {
+            if (echo_answer_upgrade(t, c, key, key_len) == -1) {
+                return -1;
+            }
+            len -= head_len;
+            in = end;
+            break;
+        }
+        cl_len = head_field((const char *)in, head_len, "Content-Length", &cl);
+        for (size_t i = 0; i < cl_len; i++) {
+            if (cl[i] < '0' || cl[i] > '9' || body_len > ECHO_MAX_PAYLOAD) {
+                return -1;
+            }
+            body_len = body_len * 10 + (size_t)(cl[i] - '0');
+        }
+        if (body_len > ECHO_MAX_PAYLOAD) {
             return -1;
         }
-        if (c->state != ECHO_WS) {
+        if (len - head_len < body_len) {
+            return echo_keep(c, in, len); /* the body is still coming */
+        }
+        if (echo_answer_http(t, c, (const char *)in, head_len, body_len) == -1) {
+            return -1;
+        }
+        len -= head_len + body_len;
+        in += head_len + body_len;
+        if (c->state == ECHO_CLOSING) {
             return 0;
         }
-        len -= (size_t)(end - in);
-        in = end;
+        if (len == 0) {
+            return echo_keep(c, in, 0);
+        }
     }
     if (c->state == ECHO_WS) {
         return echo_frames(t, c, in, len);

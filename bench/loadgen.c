@@ -7,6 +7,7 @@
  *   loadgen --mode small     --port P [--conns 1000] [--size 64]    ...
  *   loadgen --mode bulk      --port P [--conns 16]   [--size 65536] ...
  *   loadgen --mode idle      --port P [--conns 9900] [--ready F] [--hold S] ...
+ *   loadgen --mode http      --port P [--conns 64]   [--size 1024]  ...
  *
  * lookup asks wsring's admin /lookup?key=uN for every user and prints
  * "uN OWNER PORT" lines. Every other mode sends "GET /ws?user=uN" upgrade
@@ -26,6 +27,12 @@
  * idle: opens --conns upgraded connections (each echoes one 16-byte frame
  *   to prove the relay is up), writes --ready, holds them --hold seconds,
  *   then closes them with the Close handshake.
+ * http: --conns keep-alive HTTP/1.1 client connections (a client's pool),
+ *   each with one request in flight: "POST /echo?user=uN" with a --size byte
+ *   body, for the next user in turn (so one connection carries many users),
+ *   then the whole 200 answer is read, its X-Backend checked as above and its
+ *   body compared with the one sent. With --direct each connection goes to
+ *   one backend and carries only that backend's users.
  *
  * Output: one line of key=value pairs on stdout; errors and misrouted users
  * are counted there (and a few first error details go to stderr).
@@ -65,6 +72,7 @@ enum lg_mode {
     LG_BULK,
     LG_IDLE,
     LG_LOOKUP,
+    LG_HTTP,
 };
 
 enum lg_state {
@@ -77,6 +85,8 @@ enum lg_state {
     LG_IDLE_HOLD,
     LG_SEND_CLOSE,
     LG_READ_CLOSE,
+    LG_HTTP_SEND, /* http: sending a request (head and body) */
+    LG_HTTP_READ, /* http: reading its answer */
 };
 
 enum lg_err {
@@ -108,6 +118,9 @@ struct lg_conn {
     uint8_t mask[4];
     uint64_t seq;
     double t_sent;
+    uint16_t port;        /* http --direct: the backend this connection goes to */
+    unsigned in_body : 1; /* http: the answer's head is read; comparing its body */
+    unsigned closing : 1; /* http: the answer said Connection: close */
 };
 
 struct lg_owner {
@@ -149,6 +162,7 @@ static struct {
     uint64_t done;  /* handshakes or messages finished inside [t0, t_end) */
     uint64_t bytes; /* payload bytes echoed inside [t0, t_end) */
     uint64_t checked, misrouted, closes_ok;
+    uint64_t reconnects; /* http: connections the server closed after an answer */
     uint64_t err[LG_E_COUNT];
     uint64_t hist[LG_HIST_SIZE];
     uint64_t nhist;
@@ -587,6 +601,226 @@ lg_read_echo(struct lg_conn *c)
     }
 }
 
+/* ---- http mode ---- */
+
+/* http: the next user for C; with --direct only users of C's backend. */
+static uint32_t
+lg_http_next_user(struct lg_conn *c)
+{
+    for (uint32_t tries = 0; tries < lg.users; tries++) {
+        uint32_t u = lg.next_user++ % lg.users;
+
+        if (!lg.direct || lg.owners[u].port == c->port) {
+            return u;
+        }
+    }
+    return c->user;
+}
+
+/* http: builds C's next request (a new user, a fresh sequence number in the body). */
+static int
+lg_http_build(struct lg_conn *c)
+{
+    char head[256];
+    int n;
+
+    if (c->expect == NULL) {
+        c->expect = malloc(lg.size);
+        c->msg = malloc(sizeof(head) + lg.size);
+        if (c->expect == NULL || c->msg == NULL) {
+            return -1;
+        }
+        memcpy(c->expect, lg.pattern, lg.size);
+        c->expect_len = lg.size;
+    }
+    c->user = lg_http_next_user(c);
+    c->seq++;
+    for (int i = 0; i < 8; i++) {
+        c->expect[i] = (uint8_t)(c->seq >> (8 * i)) ^ (uint8_t)c->id;
+    }
+    n = snprintf(head, sizeof(head),
+                 "POST /echo?user=u%u HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
+                 "Content-Type: application/octet-stream\r\nContent-Length: %zu\r\n\r\n",
+                 c->user, lg.port, lg.size);
+    memcpy(c->msg, head, (size_t)n);
+    memcpy(c->msg + n, c->expect, lg.size);
+    c->msg_len = (size_t)n + lg.size;
+    c->state = LG_HTTP_SEND;
+    c->off = 0;
+    c->in_body = c->closing = 0;
+    c->head_len = 0;
+    c->t_sent = lg_now();
+    return 0;
+}
+
+/* http: the answer is whole: count it, then the next request (or close: the run is over). */
+static void
+lg_http_done(struct lg_conn *c)
+{
+    if (!lg.stopping) {
+        double now = lg_now();
+
+        lg.done++;
+        lg.bytes += lg.size;
+        lg_hist_add(now - c->t_sent);
+        if (lg.max > 0 && lg.done >= lg.max) {
+            lg.stopping = 1;
+            lg.t_end = now;
+        }
+    }
+    if (lg.stopping || c->closing) {
+        if (c->closing) {
+            lg.reconnects++;
+        } else {
+            lg.closes_ok++;
+        }
+        lg_conn_free(c);
+        lg_open(c); /* does nothing once the run is over */
+        return;
+    }
+    if (lg_http_build(c) == -1) {
+        lg_error(c, LG_E_ECHO, "out of memory");
+        lg_conn_free(c);
+        return;
+    }
+    lg_step(c);
+}
+
+/* http: checks the answer head c->head[0..HEAD_LEN). Returns 0, or -1 after freeing C. */
+static int
+lg_http_head(struct lg_conn *c, size_t head_len)
+{
+    const char *h = c->head, *backend = NULL;
+    size_t backend_len = 0;
+    long length = -1;
+
+    if (head_len < 12 || memcmp(h, "HTTP/1.1 200", 12) != 0) {
+        char detail[64];
+
+        snprintf(detail, sizeof(detail), "%.40s", h);
+        for (char *p = detail; *p; p++) {
+            *p = *p == '\r' || *p == '\n' ? ' ' : *p;
+        }
+        lg_error(c, LG_E_STATUS, detail);
+        lg_conn_free(c);
+        return -1;
+    }
+    for (const char *p = memchr(h, '\n', head_len); p != NULL && p + 1 < h + head_len;) {
+        const char *line = p + 1, *eol = memchr(line, '\n', (size_t)(h + head_len - line));
+        const char *colon, *v, *e;
+
+        if (eol == NULL) {
+            break;
+        }
+        colon = memchr(line, ':', (size_t)(eol - line));
+        p = eol;
+        if (colon == NULL) {
+            continue;
+        }
+        for (v = colon + 1; v < eol && *v == ' '; v++) {
+        }
+        for (e = eol; e > v && (e[-1] == '\r' || e[-1] == ' '); e--) {
+        }
+        if (colon - line == 9 && strncasecmp(line, "X-Backend", 9) == 0) {
+            backend = v;
+            backend_len = (size_t)(e - v);
+        } else if (colon - line == 14 && strncasecmp(line, "Content-Length", 14) == 0) {
+            length = strtol(v, NULL, 10);
+        } else if (colon - line == 10 && strncasecmp(line, "Connection", 10) == 0 && e - v == 5 &&
+                   strncasecmp(v, "close", 5) == 0) {
+            c->closing = 1;
+        }
+    }
+    if (backend == NULL || length != (long)lg.size) {
+        lg_error(c, LG_E_ACCEPT, backend == NULL ? "no X-Backend" : "wrong Content-Length");
+        lg_conn_free(c);
+        return -1;
+    }
+    lg_route_check(c->user, backend, backend_len);
+    return 0;
+}
+
+/* http: compares LEN answer body bytes at BUF. Returns 1 when the body is whole, 0, or -1. */
+static int
+lg_http_body(struct lg_conn *c, const uint8_t *buf, size_t len)
+{
+    if (len > c->expect_len - c->off || memcmp(buf, c->expect + c->off, len) != 0) {
+        lg_error(c, LG_E_ECHO, "answer body differs from the request body");
+        lg_conn_free(c);
+        return -1;
+    }
+    c->off += len;
+    return c->off == c->expect_len;
+}
+
+/* http: reads the answer: its head into c->head, then its body. */
+static void
+lg_http_read(struct lg_conn *c)
+{
+    for (;;) {
+        ssize_t n;
+        int r;
+
+        if (!c->in_body) {
+            char *end;
+
+            n = recv(c->fd, c->head + c->head_len, LG_HEAD_MAX - 1 - c->head_len, 0);
+            if (n < 0 && errno == EINTR) {
+                continue;
+            }
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                return;
+            }
+            if (n <= 0) {
+                lg_error(c, LG_E_EOF, n == 0 ? "EOF before the answer" : strerror(errno));
+                lg_conn_free(c);
+                return;
+            }
+            c->head_len += (size_t)n;
+            c->head[c->head_len] = '\0';
+            end = strstr(c->head, "\r\n\r\n");
+            if (end == NULL) {
+                if (c->head_len >= LG_HEAD_MAX - 1) {
+                    lg_error(c, LG_E_STATUS, "answer head too large");
+                    lg_conn_free(c);
+                }
+                continue;
+            }
+            size_t head_len = (size_t)(end + 4 - c->head);
+
+            if (lg_http_head(c, head_len) == -1) {
+                return;
+            }
+            c->in_body = 1;
+            c->off = 0;
+            r = lg_http_body(c, (const uint8_t *)c->head + head_len, c->head_len - head_len);
+        } else {
+            size_t room = c->expect_len - c->off;
+
+            n = recv(c->fd, lg.scratch, room < LG_SCRATCH ? room : LG_SCRATCH, 0);
+            if (n < 0 && errno == EINTR) {
+                continue;
+            }
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                return;
+            }
+            if (n <= 0) {
+                lg_error(c, LG_E_EOF, n == 0 ? "EOF in the answer body" : strerror(errno));
+                lg_conn_free(c);
+                return;
+            }
+            r = lg_http_body(c, lg.scratch, (size_t)n);
+        }
+        if (r == -1) {
+            return;
+        }
+        if (r == 1) {
+            lg_http_done(c);
+            return;
+        }
+    }
+}
+
 /* Moves C along its state machine as far as the sockets allow. */
 static void
 lg_step(struct lg_conn *c)
@@ -607,6 +841,15 @@ lg_step(struct lg_conn *c)
         }
         c->state = LG_SEND_HEAD;
         c->off = 0;
+        if (lg.mode == LG_HTTP) {
+            if (lg_http_build(c) == -1) {
+                lg_error(c, LG_E_ECHO, "out of memory");
+                lg_conn_free(c);
+                return;
+            }
+            lg_step(c);
+            return;
+        }
     }
         /* fall through */
     case LG_SEND_HEAD:
@@ -670,6 +913,21 @@ lg_step(struct lg_conn *c)
         lg_conn_free(c);
         return;
     }
+    case LG_HTTP_SEND:
+        r = lg_send(c, c->msg, c->msg_len);
+        if (r <= 0) {
+            if (r < 0) {
+                lg_error(c, LG_E_EOF, strerror(errno));
+                lg_conn_free(c);
+            }
+            return;
+        }
+        c->state = LG_HTTP_READ;
+        lg_watch(c, EPOLLIN);
+        return;
+    case LG_HTTP_READ:
+        lg_http_read(c);
+        return;
     case LG_FREE:
         return;
     }
@@ -686,7 +944,8 @@ lg_open(struct lg_conn *c)
         return;
     }
     c->user = lg.mode == LG_HANDSHAKE ? lg.next_user++ % lg.users : c->id % lg.users;
-    sa.sin_port = htons(lg.direct ? lg.owners[c->user].port : lg.port);
+    c->port = lg.direct ? lg.owners[c->user].port : lg.port;
+    sa.sin_port = htons(c->port);
     lg.started++;
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0) {
@@ -858,7 +1117,9 @@ lg_lookup(void)
 static void
 lg_report(void)
 {
-    static const char *const mode_names[] = { "handshake", "small", "bulk", "idle", "lookup" };
+    static const char *const mode_names[] = {
+        "handshake", "small", "bulk", "idle", "lookup", "http"
+    };
     double secs = lg.t_end - lg.t0;
     uint64_t errors = 0;
     struct rusage ru;
@@ -885,9 +1146,10 @@ lg_report(void)
     for (int e = 0; e < LG_E_COUNT; e++) {
         printf(" err_%s=%llu", lg_err_names[e], (unsigned long long)lg.err[e]);
     }
-    printf(" checked=%llu misrouted=%llu route_check=%s closes_ok=%llu backends=",
+    printf(" checked=%llu misrouted=%llu route_check=%s closes_ok=%llu reconnects=%llu backends=",
            (unsigned long long)lg.checked, (unsigned long long)lg.misrouted,
-           lg.owners != NULL ? "owner" : "sticky", (unsigned long long)lg.closes_ok);
+           lg.owners != NULL ? "owner" : "sticky", (unsigned long long)lg.closes_ok,
+           (unsigned long long)lg.reconnects);
     for (int i = 0; i < lg.nnames; i++) {
         printf("%s%s:%llu", i ? "," : "", lg.names[i], (unsigned long long)lg.per_backend[i]);
     }
@@ -897,7 +1159,7 @@ lg_report(void)
 static void
 usage(void)
 {
-    fprintf(stderr, "usage: loadgen --mode handshake|small|bulk|idle|lookup --port P\n"
+    fprintf(stderr, "usage: loadgen --mode handshake|small|bulk|idle|lookup|http --port P\n"
                     "  [--conns C] [--size B] [--seconds T] [--max N] [--users N]\n"
                     "  [--owners FILE [--direct]] [--ready FILE] [--hold S]\n");
     exit(2);
@@ -963,6 +1225,10 @@ main(int argc, char **argv)
     } else if (strcmp(mode, "idle") == 0) {
         lg.mode = LG_IDLE;
         lg.conns = lg.conns ? lg.conns : 9900;
+    } else if (strcmp(mode, "http") == 0) {
+        lg.mode = LG_HTTP;
+        lg.conns = lg.conns ? lg.conns : 64;
+        lg.size = lg.size ? lg.size : 1024;
     } else if (strcmp(mode, "lookup") == 0) {
         lg.mode = LG_LOOKUP;
         lg_lookup();
@@ -970,7 +1236,7 @@ main(int argc, char **argv)
     } else {
         usage();
     }
-    if (lg.size < 8 && (lg.mode == LG_SMALL || lg.mode == LG_BULK)) {
+    if (lg.size < 8 && (lg.mode == LG_SMALL || lg.mode == LG_BULK || lg.mode == LG_HTTP)) {
         lg.size = 8; /* room for the sequence number */
     }
     if (lg.size > (64u << 20) || lg.conns == 0 || lg.conns > 19000 || lg.seconds <= 0 ||

@@ -7,7 +7,7 @@
 #   BUILD=build          where the bench tools were built
 #   BENCH_SECONDS=5      length of each timed measurement
 #   BENCH_REPS=3         repetitions (proxies interleaved: A B C A B C ...)
-#   BENCH_MODES="idle handshake small bulk"
+#   BENCH_MODES="idle handshake small bulk http"
 #   BENCH_PROXIES="wsring haproxy nginx"
 #   BENCH_THREADS="1 2"  worker threads/processes per proxy
 #   BENCH_PIN=0          1: 1-thread runs put the proxy on CPU 1, load generator and backends
@@ -31,7 +31,7 @@ BIN=$BUILD/bench
 WSRING=$BUILD/wsring
 SECS=${BENCH_SECONDS:-5}
 REPS=${BENCH_REPS:-3}
-MODES=${BENCH_MODES:-idle handshake small bulk}
+MODES=${BENCH_MODES:-idle handshake small bulk http}
 PROXIES=${BENCH_PROXIES:-wsring haproxy nginx}
 THREADS=${BENCH_THREADS:-1 2}
 PIN=${BENCH_PIN:-0}
@@ -252,6 +252,7 @@ frontend fe
 backend be
     balance url_param user
     hash-type consistent
+    http-reuse always
 EOF
         local i=1 port
         for port in $BPORTS; do
@@ -282,13 +283,14 @@ http {
     scgi_temp_path $WORK/nginx-tmp/scgi;
     map \$http_upgrade \$connection_upgrade {
         default upgrade;
-        ''      close;
+        ''      '';
     }
     upstream be {
         hash \$arg_user consistent;
 EOF
         for port in $BPORTS; do echo "        server 127.0.0.1:$port;"; done
         cat <<EOF
+        keepalive 64;
     }
     server {
         listen 127.0.0.1:$PPORT reuseport backlog=4096;
@@ -408,6 +410,7 @@ measure() {
     handshake) value=$(kv "$line" rate) count=$(kv "$line" handshakes) ;;
     small) value=$(kv "$line" rate) count=$(kv "$line" msgs) ;;
     bulk) value=$(kv "$line" mib_s) count=$(kv "$line" msgs) ;;
+    http) value=$(kv "$line" rate) count=$(kv "$line" msgs) ;;
     esac
     t1=$t0
     if [ -n "$PROXY_PID" ]; then
@@ -486,9 +489,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 
 fmt() { awk -v a="$1" -v d="${2:-0}" 'BEGIN { if (a == "-") print "-"; else printf "%.*f", d, a }'; }
 
 report() {
-    local n name hs sm p99 cpu cpct oth bk rss err mis chk
-    echo "| threads | target | handshakes/s | small msgs/s | small p99 ms | proxy CPU s / 100k msgs | proxy CPU % (small) | other jobs' CPU % (small) | bulk MiB/s | idle RSS B/conn | errors | misrouted / checked |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    local n name hs sm p99 cpu cpct oth bk rss err mis chk hr hp99 hcpu
+    echo "| threads | target | handshakes/s | small msgs/s | small p99 ms | proxy CPU s / 100k msgs | proxy CPU % (small) | other jobs' CPU % (small) | bulk MiB/s | idle RSS B/conn | http req/s | http p99 ms | proxy CPU s / 100k http req | errors | misrouted / checked |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     for n in $THREADS; do
         for name in direct $RUN_PROXIES; do
             hs=$(med $name $n handshake 5)
@@ -499,21 +502,25 @@ report() {
             oth=$(med $name $n small 10)
             bk=$(med $name $n bulk 5)
             rss=$(med $name $n idle 5)
+            hr=$(med $name $n http 5)
+            hp99=$(med $name $n http 9)
+            hcpu=$(med $name $n http 6)
             err=$(sumcol $name $n 11)
             mis=$(sumcol $name $n 12)
             chk=$(sumcol $name $n 13)
             [ "$p99" = - ] || p99=$(awk -v v="$p99" 'BEGIN { printf "%.1f", v / 1000 }')
-            echo "| $n | $name | $(fmt "$hs") | $(fmt "$sm") | $p99 | $(fmt "$cpu" 3) | $(fmt "$cpct") | $(fmt "$oth") | $(fmt "$bk") | $(fmt "$rss") | $err | $mis / $chk |"
+            [ "$hp99" = - ] || hp99=$(awk -v v="$hp99" 'BEGIN { printf "%.1f", v / 1000 }')
+            echo "| $n | $name | $(fmt "$hs") | $(fmt "$sm") | $p99 | $(fmt "$cpu" 3) | $(fmt "$cpct") | $(fmt "$oth") | $(fmt "$bk") | $(fmt "$rss") | $(fmt "$hr") | $hp99 | $(fmt "$hcpu" 3) | $err | $mis / $chk |"
         done
     done
     echo
-    echo "Ratios (medians; same thread count). vs direct: handshakes, small, bulk. vs HAProxy: every column (CPU and RSS: lower is better)."
+    echo "Ratios (medians; same thread count). vs direct: handshakes, small, bulk, http. vs HAProxy: every column (CPU and RSS: lower is better); http also vs NGINX."
     echo
-    echo "| threads | target | hs / direct | small / direct | bulk / direct | hs / HAProxy | small / HAProxy | CPU per msg / HAProxy | bulk / HAProxy | RSS per conn / HAProxy |"
-    echo "|---|---|---|---|---|---|---|---|---|---|"
+    echo "| threads | target | hs / direct | small / direct | bulk / direct | http / direct | hs / HAProxy | small / HAProxy | CPU per msg / HAProxy | bulk / HAProxy | RSS per conn / HAProxy | http / HAProxy | http / NGINX |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     for n in $THREADS; do
         for name in $RUN_PROXIES; do
-            echo "| $n | $name | $(ratio "$(med $name $n handshake 5)" "$(med direct $n handshake 5)") | $(ratio "$(med $name $n small 5)" "$(med direct $n small 5)") | $(ratio "$(med $name $n bulk 5)" "$(med direct $n bulk 5)") | $(ratio "$(med $name $n handshake 5)" "$(med haproxy $n handshake 5)") | $(ratio "$(med $name $n small 5)" "$(med haproxy $n small 5)") | $(ratio "$(med $name $n small 6)" "$(med haproxy $n small 6)") | $(ratio "$(med $name $n bulk 5)" "$(med haproxy $n bulk 5)") | $(ratio "$(med $name $n idle 5)" "$(med haproxy $n idle 5)") |"
+            echo "| $n | $name | $(ratio "$(med $name $n handshake 5)" "$(med direct $n handshake 5)") | $(ratio "$(med $name $n small 5)" "$(med direct $n small 5)") | $(ratio "$(med $name $n bulk 5)" "$(med direct $n bulk 5)") | $(ratio "$(med $name $n http 5)" "$(med direct $n http 5)") | $(ratio "$(med $name $n handshake 5)" "$(med haproxy $n handshake 5)") | $(ratio "$(med $name $n small 5)" "$(med haproxy $n small 5)") | $(ratio "$(med $name $n small 6)" "$(med haproxy $n small 6)") | $(ratio "$(med $name $n bulk 5)" "$(med haproxy $n bulk 5)") | $(ratio "$(med $name $n idle 5)" "$(med haproxy $n idle 5)") | $(ratio "$(med $name $n http 5)" "$(med haproxy $n http 5)") | $(ratio "$(med $name $n http 5)" "$(med nginx $n http 5)") |"
         done
     done
     echo
@@ -536,6 +543,7 @@ report() {
         best=$(printf '%s\n%s\n' "$(med haproxy $n handshake 5)" "$(med nginx $n handshake 5)" | grep -v '^-$' | sort -g | tail -1)
         check "handshakes/s vs best peer x1.1" "$(med wsring $n handshake 5)" ">=" "$(awk -v b="${best:--}" 'BEGIN { if (b == "-") print "-"; else print 1.1 * b }')"
         check "bulk MiB/s vs HAProxy x1.5" "$(med wsring $n bulk 5)" ">=" "$(awk -v b="$(med haproxy $n bulk 5)" 'BEGIN { if (b == "-") print "-"; else print 1.5 * b }')"
+        check "http req/s vs HAProxy (no target set; for reference)" "$(med wsring $n http 5)" ">=" "$(med haproxy $n http 5)"
         check "idle RSS B/conn vs HAProxy x0.5" "$(med wsring $n idle 5)" "<=" "$(awk -v b="$(med haproxy $n idle 5)" 'BEGIN { if (b == "-") print "-"; else print 0.5 * b }')"
         check "errors" "$(sumcol wsring $n 11)" "<=" 0
         check "misrouted users" "$(sumcol wsring $n 12)" "<=" 0
@@ -565,7 +573,7 @@ report() {
     else
         echo "- placement: nothing pinned (BENCH_PIN=0): a 1-thread proxy can use one core at most, the load generator and backends use what is left; with BENCH_PIN=1 (proxy alone on CPU 1) every proxy stalled at ~45% CPU on cross-CPU wakeups and the load side, so that placement measured the harness, not the proxies"
     fi
-    echo "- loads: handshake = 64 connections in flight, upgrade + close; small = 1,000 connections x 64-byte frames, one in flight each; bulk = 16 connections x 64 KiB frames, one in flight each (MiB/s of payload echoed); idle = 9,900 upgraded connections held, (VmRSS with - before) / connections"
+    echo "- loads: handshake = 64 connections in flight, upgrade + close; small = 1,000 connections x 64-byte frames, one in flight each; bulk = 16 connections x 64 KiB frames, one in flight each (MiB/s of payload echoed); idle = 9,900 upgraded connections held, (VmRSS with - before) / connections; http = 64 keep-alive client connections (one client pool), each with one \`POST /echo?user=uN\` of 1 KiB in flight, the user changing on every request (10,000 users through the same 64 connections), body echoed and compared; HAProxy adds \`http-reuse always\`, NGINX upstream \`keepalive 64\` (Connection emptied upstream), wsring its per-worker backend pool (defaults \`pool_max_idle 64\`, \`pool_idle_timeout 4s\`)"
     echo "- routing: wsring and direct rows check every 101's X-Backend against the owner from wsring's /lookup (asked once for each of $USERS users); HAProxy and NGINX hash differently, so their rows check that each user always lands on the same backend"
     echo
     echo "## Results (medians of $REPS)"
@@ -588,7 +596,7 @@ report() {
     done
     echo "$BIN/loadgen --mode lookup --port $APORT --users $USERS > owners   # once, from wsring's admin"
     echo "$lp$BIN/loadgen --mode idle --conns $IDLE_CONNS --users $USERS --ready F --hold 3 --port $PPORT [--owners owners]"
-    echo "$lp$BIN/loadgen --mode handshake|small|bulk --seconds $SECS --users $USERS --port $PPORT [--owners owners]"
+    echo "$lp$BIN/loadgen --mode handshake|small|bulk|http --seconds $SECS --users $USERS --port $PPORT [--owners owners]"
     echo "$BIN/loadgen --mode small --owners owners --direct --port 1   # direct"
     echo '```'
     echo

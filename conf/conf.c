@@ -37,15 +37,16 @@
 #include "conf/conf_value.h"
 #include "ring/member_set.h"
 
-#define ARRAY_LEN(a)     (sizeof(a) / sizeof((a)[0]))
-#define CONF_LINE_MAX    4096        /* bytes per line, without its LF */
-#define CONF_MAX_ARGS    8           /* words kept per line; the rest are only counted */
-#define CONF_FILE_MAX    (16u << 20) /* conf_load refuses larger files */
-#define CONF_QUOTE_MAX   100         /* bytes of user text quoted in a message */
-#define CONF_WORKERS_MAX 64
-#define CONF_SECTION_MAX 24  /* directives per table (seen[] size) */
-#define CONF_CONSUL_MAX  255 /* longest service, datacenter or tag */
-#define CONF_TAGS_MAX    16
+#define ARRAY_LEN(a)          (sizeof(a) / sizeof((a)[0]))
+#define CONF_LINE_MAX         4096        /* bytes per line, without its LF */
+#define CONF_MAX_ARGS         8           /* words kept per line; the rest are only counted */
+#define CONF_FILE_MAX         (16u << 20) /* conf_load refuses larger files */
+#define CONF_QUOTE_MAX        100         /* bytes of user text quoted in a message */
+#define CONF_WORKERS_MAX      64
+#define CONF_SECTION_MAX      32  /* directives per table (seen[] size) */
+#define CONF_CONSUL_MAX       255 /* longest service, datacenter or tag */
+#define CONF_TAGS_MAX         16
+#define CONF_ROUTE_PREFIX_MAX 1024 /* longest route path */
 
 /* Parses ARGS into FIELD. Returns NULL, or what is wrong ("is not a duration"). */
 typedef const char *(*conf_set_fn)(void *field, char **args, int nargs);
@@ -96,6 +97,9 @@ static const char *conf_set_ring_hold(void *field, char **args, int nargs);
 static const char *conf_set_migrate_rate(void *field, char **args, int nargs);
 static const char *conf_set_discovery(void *field, char **args, int nargs);
 static const char *conf_add_backend(void *field, char **args, int nargs);
+static const char *conf_add_route(void *field, char **args, int nargs);
+static const char *conf_set_pool_idle_timeout(void *field, char **args, int nargs);
+static const char *conf_set_pool_max_idle(void *field, char **args, int nargs);
 static const char *conf_set_consul_address(void *field, char **args, int nargs);
 static const char *conf_set_consul_service(void *field, char **args, int nargs);
 static const char *conf_add_consul_tag(void *field, char **args, int nargs);
@@ -131,8 +135,11 @@ static const struct conf_directive conf_directives[] = {
     { "close_grace",       1, 1, conf_set_timeout,      FIELD(close_grace_ms),        "5s",             0 },
     { "drain_timeout",     1, 1, conf_set_timeout,      FIELD(drain_timeout_ms),      "30s",            0 },
     { "discovery",         1, 1, conf_set_discovery,    FIELD(discovery),             "static",         0 },
-    { "backend",           2, 4, conf_add_backend,      WHOLE,                        NULL,             REP },
+    { "backend",           2, 6, conf_add_backend,      WHOLE,                        NULL,             REP },
     { "consul",            0, 0, NULL,                  FIELD(consul),                NULL,             BLK },
+    { "route",             2, 2, conf_add_route,        WHOLE,                        NULL,             REP },
+    { "pool_idle_timeout", 1, 1, conf_set_pool_idle_timeout, FIELD(pool_idle_timeout_ms), "4s",      0 },
+    { "pool_max_idle",     1, 1, conf_set_pool_max_idle, FIELD(pool_max_idle),        "64",             0 },
 };
 
 #define CFIELD(f) offsetof(struct conf_consul, f)
@@ -527,23 +534,46 @@ conf_is_visible(const char *id)
     return true;
 }
 
-/* Parses backend's optional "weight N" (ARGS from the third word, NARGS of them) into *WEIGHT. */
+/*
+ * Parses backend's options after the address (ARGS, NARGS words): "weight N"
+ * and "public_url URL", each at most once, in any order.
+ */
 static const char *
-conf_backend_weight(char **args, int nargs, uint32_t *weight)
+conf_backend_options(char **args, int nargs, struct conf_backend *b)
 {
+    bool weight_seen = false;
     uint64_t n;
 
-    *weight = 1;
-    if (nargs == 0) {
-        return NULL;
+    b->weight = 1;
+    for (int i = 0; i < nargs; i += 2) {
+        bool weight = strcmp(args[i], "weight") == 0;
+
+        if ((!weight && strcmp(args[i], "public_url") != 0) || i + 1 == nargs) {
+            return "has words after the address other than \"weight N\" and \"public_url URL\"";
+        }
+        if (weight ? weight_seen : b->public_url != NULL) {
+            return weight ? "repeats weight" : "repeats public_url";
+        }
+        if (!weight) {
+            const char *what =
+                conf_value_public_url(args[i + 1], strlen(args[i + 1]), &b->public_url);
+
+            if (what == conf_value_enomem) {
+                return what;
+            }
+            if (what != NULL) {
+                return "has a public_url that is not http://HOST[:PORT][/PATH] or https://... "
+                       "(no query or fragment)";
+            }
+            continue;
+        }
+        weight_seen = true;
+        if (conf_value_uint(args[i + 1], strlen(args[i + 1]), 1, MEMBER_SET_MAX_WEIGHT, &n) !=
+            NULL) {
+            return "has a weight that is not a number in 1..1000";
+        }
+        b->weight = (uint32_t)n;
     }
-    if (nargs != 2 || strcmp(args[0], "weight") != 0) {
-        return "has words after the address other than \"weight N\"";
-    }
-    if (conf_value_uint(args[1], strlen(args[1]), 1, MEMBER_SET_MAX_WEIGHT, &n) != NULL) {
-        return "has a weight that is not a number in 1..1000";
-    }
-    *weight = (uint32_t)n;
     return NULL;
 }
 
@@ -564,10 +594,11 @@ conf_add_backend(void *field, char **args, int nargs)
     }
     what = conf_value_addr(args[1], strlen(args[1]), &b.addr);
     if (what == NULL) {
-        what = conf_backend_weight(args + 2, nargs - 2, &b.weight);
+        what = conf_backend_options(args + 2, nargs - 2, &b);
     }
     if (what != NULL) {
         free(b.addr.host);
+        free(b.public_url);
         return what;
     }
     b.id = strdup(args[0]);
@@ -577,10 +608,81 @@ conf_add_backend(void *field, char **args, int nargs)
         free(b.id);
         free(b.address);
         free(b.addr.host);
+        free(b.public_url);
         return conf_value_enomem;
     }
     *slot = b;
     conf->nbackends++;
+    return NULL;
+}
+
+/* ---- routes and the backend pool --------------------------------------- */
+
+/*
+ * `route PATH proxy|redirect`: PATH is a path prefix ("/" then RFC 3986 path
+ * bytes); the same prefix twice is refused, whatever its mode.
+ */
+static const char *
+conf_add_route(void *field, char **args, int nargs)
+{
+    static const char *const names[] = {
+        [CONF_ROUTE_PROXY] = "proxy",
+        [CONF_ROUTE_REDIRECT] = "redirect",
+    };
+    struct conf *conf = field;
+    struct conf_route *slot;
+    size_t len = strlen(args[0]);
+    int mode = conf_pick(args[1], names, (int)ARRAY_LEN(names));
+
+    (void)nargs;
+    if (args[0][0] != '/' || len > CONF_ROUTE_PREFIX_MAX) {
+        return "has a path that does not start with \"/\" (or is longer than 1024 bytes)";
+    }
+    for (size_t i = 0; i < len; i++) {
+        char c = args[0][i];
+
+        if (c == '?' || c == '#' || c < 0x21 || c > 0x7e) {
+            return "has a path with a byte that is not allowed (no query, fragment or space)";
+        }
+    }
+    if (mode < 0) {
+        return "has a mode that is not proxy or redirect";
+    }
+    for (size_t i = 0; i < conf->nroutes; i++) {
+        if (strcmp(conf->routes[i].prefix, args[0]) == 0) {
+            return "repeats a path given on an earlier route line";
+        }
+    }
+    slot = conf_append((void **)&conf->routes, conf->nroutes, sizeof(*slot));
+    if (slot == NULL || (slot->prefix = strdup(args[0])) == NULL) {
+        return conf_value_enomem;
+    }
+    slot->prefix_len = len;
+    slot->mode = (enum conf_route_mode)mode;
+    conf->nroutes++;
+    return NULL;
+}
+
+/* Keep it below the servers' own keep-alive timeouts (Node 5s, nginx 75s, gunicorn 2s). */
+static const char *
+conf_set_pool_idle_timeout(void *field, char **args, int nargs)
+{
+    (void)nargs;
+    return conf_msec_between(args[0], 1, 60 * 60 * 1000, "must be longer than 0",
+                             "is longer than 1h", field);
+}
+
+/* 0 turns pooling off: every request then connects anew. */
+static const char *
+conf_set_pool_max_idle(void *field, char **args, int nargs)
+{
+    uint64_t n;
+
+    (void)nargs;
+    if (conf_value_uint(args[0], strlen(args[0]), 0, 10000, &n) != NULL) {
+        return "is not a number in 0..10000";
+    }
+    *(unsigned *)field = (unsigned)n;
     return NULL;
 }
 
@@ -1256,7 +1358,12 @@ conf_destroy(struct conf *conf)
         free(conf->backends[i].id);
         free(conf->backends[i].addr.host);
         free(conf->backends[i].address);
+        free(conf->backends[i].public_url);
     }
+    for (size_t i = 0; i < conf->nroutes; i++) {
+        free(conf->routes[i].prefix);
+    }
+    free(conf->routes);
     for (size_t i = 0; i < conf->consul.ntags; i++) {
         free(conf->consul.tags[i]);
     }
@@ -1317,10 +1424,29 @@ conf_static_members(const struct conf *conf)
     for (size_t i = 0; set != NULL && i < conf->nbackends; i++) {
         const struct conf_backend *b = &conf->backends[i];
 
-        if (member_set_add(set, b->id, b->address, b->weight) != 0) {
+        if (member_set_add(set, b->id, b->address, b->weight) != 0 ||
+            (b->public_url != NULL && member_set_set_public_url(set, b->id, b->public_url) != 0)) {
             member_set_destroy(set);
             set = NULL;
         }
     }
     return set;
+}
+
+enum conf_route_mode
+conf_route_mode(const struct conf *conf, const char *path, size_t len)
+{
+    enum conf_route_mode mode = CONF_ROUTE_PROXY;
+    size_t best = 0;
+
+    for (size_t i = 0; i < conf->nroutes; i++) {
+        const struct conf_route *r = &conf->routes[i];
+
+        if (r->prefix_len > best && r->prefix_len <= len &&
+            memcmp(path, r->prefix, r->prefix_len) == 0) {
+            best = r->prefix_len;
+            mode = r->mode;
+        }
+    }
+    return mode;
 }

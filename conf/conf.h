@@ -79,6 +79,19 @@ struct conf_backend {
     struct conf_addr addr; /* where to connect */
     char *address;         /* owned; "host:port" / "[v6]:port", as the member address */
     uint32_t weight;       /* default 1 */
+    char *public_url;      /* owned or NULL; `public_url URL`, without a trailing "/" */
+};
+
+enum conf_route_mode {
+    CONF_ROUTE_PROXY = 0, /* relay the request to the owner (the default for every path) */
+    CONF_ROUTE_REDIRECT   /* answer 307 to the owner's public_url (DESIGN §10) */
+};
+
+/* A `route PATH proxy|redirect` line: requests whose path starts with PREFIX. */
+struct conf_route {
+    char *prefix; /* owned; starts with "/" */
+    size_t prefix_len;
+    enum conf_route_mode mode;
 };
 
 struct conf {
@@ -106,6 +119,11 @@ struct conf {
     uint64_t close_grace_ms;   /* wait for a message boundary before injecting a Close */
     uint64_t drain_timeout_ms; /* SIGTERM: how long clients get to close */
 
+    struct conf_route *routes; /* owned array of nroutes, in file order */
+    size_t nroutes;
+    uint64_t pool_idle_timeout_ms; /* an idle pooled backend connection is closed after this */
+    unsigned pool_max_idle;        /* idle backend connections kept per member and worker */
+
     enum conf_discovery discovery;
     struct conf_consul consul;     /* meaningful with CONF_DISCOVERY_CONSUL */
     struct conf_backend *backends; /* owned array of nbackends */
@@ -130,6 +148,12 @@ const char *const *conf_directive_names(void);
  * walks it.
  */
 const char *const *conf_block_directive_names(const char *block);
+
+/*
+ * The mode for a request whose path (the target up to "?", LEN bytes) is
+ * PATH: the longest matching `route` prefix wins; no match is a proxy.
+ */
+enum conf_route_mode conf_route_mode(const struct conf *conf, const char *path, size_t len);
 
 /*
  * Builds the static member set from CONF's backend lines. Returns NULL on

@@ -2,6 +2,7 @@
 #include "conf/conf_value.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -327,6 +328,57 @@ conf_value_base_url(const char *s, size_t len, char **out)
     what = conf_value_authority(s + skip, end - skip);
     if (what != NULL) {
         return what;
+    }
+    copy = strndup(s, end);
+    if (copy == NULL) {
+        return conf_value_enomem;
+    }
+    *out = copy;
+    return NULL;
+}
+
+/* RFC 3986 path bytes: unreserved, sub-delims, ":", "@", "/" and "%" (of a %XX escape). */
+static bool
+conf_value_is_path_byte(char c)
+{
+    return conf_value_is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c != '\0' && strchr("-._~!$&'()*+,;=:@/%", c) != NULL);
+}
+
+const char *
+conf_value_public_url(const char *s, size_t len, char **out)
+{
+    size_t skip, end = len, slash;
+    const char *what, *path;
+    char *copy;
+
+    if (len > 7 && memcmp(s, "http://", 7) == 0) {
+        skip = 7;
+    } else if (len > 8 && memcmp(s, "https://", 8) == 0) {
+        skip = 8;
+    } else {
+        return "is not an http:// or https:// URL";
+    }
+    if (len > CONF_VALUE_MAX_URL) {
+        return "is longer than 1024 bytes";
+    }
+    path = memchr(s + skip, '/', len - skip);
+    slash = path == NULL ? len : (size_t)(path - s);
+    what = conf_value_authority(s + skip, slash - skip);
+    if (what != NULL) {
+        return what;
+    }
+    for (size_t i = slash; i < len; i++) {
+        if (!conf_value_is_path_byte(s[i])) {
+            return "has a byte that does not belong in a URL path (no query, fragment or space)";
+        }
+        if (s[i] == '%' && (i + 2 >= len || !isxdigit((unsigned char)s[i + 1]) ||
+                            !isxdigit((unsigned char)s[i + 2]))) {
+            return "has a \"%\" that is not a %XX escape";
+        }
+    }
+    while (end > slash && s[end - 1] == '/') {
+        end--; /* the request target brings its own "/" */
     }
     copy = strndup(s, end);
     if (copy == NULL) {

@@ -14,6 +14,7 @@
 
 #include "conf/conf.h"
 
+#define CONF_VALUE_MAX_URL  1024u                 /* longest public_url */
 #define CONF_VALUE_MAX_MSEC (24u * 3600u * 1000u) /* durations above 24h are typos */
 
 /* Returned (this very pointer) when an allocation failed. */
@@ -50,6 +51,16 @@ const char *conf_value_key_rule(const char *s, size_t len, struct conf_key_rule 
  * without the trailing "/" that the caller frees; on failure *OUT is untouched.
  */
 const char *conf_value_base_url(const char *s, size_t len, char **out);
+
+/*
+ * A member's public_url (redirect mode, DESIGN §10): "http://HOST[:PORT][/PATH]"
+ * or "https://...", HOST as in conf_value_addr(), PATH of RFC 3986 path bytes
+ * (no query, fragment, user part or space), at most CONF_VALUE_MAX_URL bytes.
+ * On success *OUT is a new string without trailing "/"s (the request target
+ * that follows in a Location brings its own) that the caller frees; on
+ * failure *OUT is untouched.
+ */
+const char *conf_value_public_url(const char *s, size_t len, char **out);
 
 /* True when LEN >= 1 bytes at S form an RFC 9110 token (tchar only). */
 bool conf_value_is_token(const char *s, size_t len);

@@ -20,6 +20,7 @@
 
 #include <jansson.h>
 
+#include "conf/conf_value.h"
 #include "ring/member_set.h"
 
 #define CONSUL_PARSE_MAX_HOST 253 /* the longest DNS name; every IP literal is shorter */
@@ -244,13 +245,46 @@ consul_parse_weight(const json_t *service, uint32_t *weight)
     return NULL;
 }
 
+/*
+ * Sets *URL to a new copy of Service.Meta.public_url without trailing "/"s,
+ * or leaves it NULL when Meta or public_url is absent (or Meta is null).
+ */
+static const char *
+consul_parse_public_url(const json_t *service, char **url)
+{
+    const json_t *meta = json_object_get(service, "Meta"), *value;
+    const char *what;
+
+    if (meta == NULL || json_is_null(meta)) {
+        return NULL; /* Go writes a nil map as null */
+    }
+    if (!json_is_object(meta)) {
+        return "Service.Meta is not an object";
+    }
+    value = json_object_get(meta, "public_url");
+    if (value == NULL) {
+        return NULL;
+    }
+    if (!json_is_string(value)) {
+        return "Service.Meta.public_url is not a string";
+    }
+    what = conf_value_public_url(json_string_value(value), json_string_length(value), url);
+    if (what == conf_value_enomem) {
+        return consul_parse_enomem;
+    }
+    if (what != NULL) {
+        return "Service.Meta.public_url is not an http:// or https:// URL (no query or fragment)";
+    }
+    return NULL;
+}
+
 /* Adds ENTRY, one element of the answer, to SET. */
 static const char *
 consul_parse_entry(struct member_set *set, const json_t *entry)
 {
     const json_t *node = json_object_get(entry, "Node");
     const json_t *service = json_object_get(entry, "Service");
-    char *id = NULL, *address = NULL;
+    char *id = NULL, *address = NULL, *public_url = NULL;
     uint32_t weight = 1;
     const char *what;
 
@@ -270,14 +304,22 @@ consul_parse_entry(struct member_set *set, const json_t *entry)
     if (what == NULL) {
         what = consul_parse_weight(service, &weight);
     }
+    if (what == NULL) {
+        what = consul_parse_public_url(service, &public_url);
+    }
     if (what == NULL && member_set_add(set, id, address, weight) == -1) {
         /* Every EINVAL cause (empty id or address, weight range) was refused above. */
         assert(errno == EEXIST || errno == ENOMEM);
         what = errno == EEXIST ? "duplicate member id (same Node.Node and Service.ID)"
                                : consul_parse_enomem;
     }
+    if (what == NULL && public_url != NULL &&
+        member_set_set_public_url(set, id, public_url) == -1) {
+        what = consul_parse_enomem;
+    }
     free(id);
     free(address);
+    free(public_url);
     return what;
 }
 

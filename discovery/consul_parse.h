@@ -39,7 +39,12 @@ struct member_set;
  *   Weights.Passing. Consul's agent refuses Passing < 1 at registration, so 0,
  *   negative or fractional means a broken answer. Consul allows up to 65535;
  *   a Passing above MEMBER_SET_MAX_WEIGHT is refused here all the same.
- * - Everything else (Tags, Meta, TaggedAddresses, Checks, Service.Meta.public_url,
+ * - Service.Meta.public_url, when present, is the member's public_url
+ *   (redirect mode, DESIGN §10): a string that conf_value_public_url()
+ *   accepts (http:// or https://, host, optional port and path), kept without
+ *   trailing "/"s. Anything else there (not a string, another scheme) refuses
+ *   the answer like a bad weight does. Service.Meta null or absent: no url.
+ * - Everything else (Tags, the rest of Meta, TaggedAddresses, Checks,
  *   unknown fields) is ignored.
  * On success *WHY is set to NULL. The caller destroys the set.
  */

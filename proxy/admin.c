@@ -62,6 +62,16 @@ admin_on_healthz(struct evhttp_request *req, void *arg)
 }
 
 /* The key of ?key=K, decoded exactly like a client's query:NAME rule would be. */
+/* Adds M's public_url to OBJ when it has one (redirect mode, DESIGN §10). Returns OBJ. */
+static json_t *
+admin_with_public_url(json_t *obj, const struct member *m)
+{
+    if (obj != NULL && m->public_url != NULL) {
+        json_object_set_new(obj, "public_url", json_string(m->public_url));
+    }
+    return obj;
+}
+
 /* One entry of a POST /lookup answer: owner and address, or why KEY has none. */
 static json_t *
 admin_lookup_one(const struct route *route, json_t *key)
@@ -80,7 +90,8 @@ admin_lookup_one(const struct route *route, json_t *key)
                          "key is empty or longer than max_key_bytes");
     }
     m = ring_lookup(route->ring, k, len);
-    return json_pack("{s:O, s:s, s:s}", "key", key, "owner", m->id, "address", m->address);
+    return admin_with_public_url(
+        json_pack("{s:O, s:s, s:s}", "key", key, "owner", m->id, "address", m->address), m);
 }
 
 /* POST /lookup: a JSON array of up to ADMIN_BATCH_MAX keys -> owners, in request order. */
@@ -158,9 +169,11 @@ admin_on_lookup(struct evhttp_request *req, void *arg)
         admin_reply_error(req, 503, "the ring is empty");
         return;
     }
-    admin_reply_json(req, 200,
-                     json_pack("{s:o, s:s, s:s, s:s}", "key", jkey, "owner", m->id, "address",
-                               m->address, "fingerprint", route->fingerprint));
+    admin_reply_json(
+        req, 200,
+        admin_with_public_url(json_pack("{s:o, s:s, s:s, s:s}", "key", jkey, "owner", m->id,
+                                        "address", m->address, "fingerprint", route->fingerprint),
+                              m));
 }
 
 static void

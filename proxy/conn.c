@@ -20,6 +20,7 @@
 #include "proxy/head.h"
 #include "proxy/key.h"
 #include "proxy/log.h"
+#include "proxy/redirect.h"
 #include "proxy/worker.h"
 
 #define CONN_HEAD_FIRST_ALLOC 2048
@@ -290,6 +291,9 @@ conn_head_done(struct conn *c)
     } else {
         conn_http_begin(c, &head);
     }
+    if (c->route->conf->nroutes > 0 && redirect_answer(c, &head)) {
+        return; /* answered by wsring itself: 307 to the owner's public_url */
+    }
     switch (conn_prepare_forward(c, &head, key, key_len)) {
     case -1:
         conn_close(c, CLOSE_NO_MEMORY);
@@ -488,8 +492,6 @@ void
 conn_next_request(struct conn *c)
 {
     struct conn_end *client = &c->end[SIDE_CLIENT];
-    struct timeval tv =
-        conn_tv(c->head_len > 0 ? c->route->conf->handshake_timeout_ms : CONN_KEEPALIVE_MS);
 
     assert(c->state == CONN_RELAY && c->http);
     c->member = NULL;
@@ -504,6 +506,16 @@ conn_next_request(struct conn *c)
         conn_close(c, CLOSE_DONE);
         return;
     }
+    conn_read_next_head(c);
+}
+
+void
+conn_read_next_head(struct conn *c)
+{
+    struct conn_end *client = &c->end[SIDE_CLIENT];
+    struct timeval tv =
+        conn_tv(c->head_len > 0 ? c->route->conf->handshake_timeout_ms : CONN_KEEPALIVE_MS);
+
     c->state = CONN_READ_HEAD;
     c->accepted_us = conn_now_us();
     conn_event_del(&client->rd);
@@ -610,8 +622,6 @@ conn_linger(struct conn *c)
 static void
 conn_answer(struct conn *c, int status, const char *phrase, enum close_reason reason)
 {
-    struct conn_end *e = &c->end[SIDE_CLIENT];
-    struct timeval tv = conn_tv(CONN_LINGER_MS);
     const char *label = close_reason_label(reason);
     char buf[256];
     int n = snprintf(buf, sizeof(buf),
@@ -619,11 +629,21 @@ conn_answer(struct conn *c, int status, const char *phrase, enum close_reason re
                      "Connection: close\r\n\r\n%s\n",
                      status, phrase, strlen(label) + 1, label);
 
+    conn_answer_last(c, buf, (size_t)n);
+}
+
+void
+conn_answer_last(struct conn *c, const void *buf, size_t len)
+{
+    struct conn_end *e = &c->end[SIDE_CLIENT];
+    struct timeval tv = conn_tv(CONN_LINGER_MS);
+
     c->state = CONN_ANSWERING;
-    event_del(&e->rd);
+    conn_event_del(&e->rd);
+    conn_event_del(&e->wr);
     evtimer_del(&c->timer);
     /* A few hundred bytes always fit an empty socket buffer; a short write only cuts the answer. */
-    if (send(e->fd, buf, (size_t)n, MSG_NOSIGNAL) == -1 || shutdown(e->fd, SHUT_WR) == -1) {
+    if (send(e->fd, buf, len, MSG_NOSIGNAL) == -1 || shutdown(e->fd, SHUT_WR) == -1) {
         conn_close(c, CLOSE_DONE);
         return;
     }

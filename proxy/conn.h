@@ -136,5 +136,16 @@ void conn_next_request(struct conn *c);
  * still in the backend's pend buffer, c->replay_len bytes) once more on a fresh connection.
  */
 void conn_replay(struct conn *c);
+/*
+ * Back to READ_HEAD for the client's next request on a kept-alive connection
+ * (any bytes already in c->head are its start); C may be freed before this
+ * returns.
+ */
+void conn_read_next_head(struct conn *c);
+/*
+ * Sends LEN bytes at BUF as the last answer on C, half-closes and lingers for
+ * the client's EOF (CONN_ANSWERING). The caller must return at once.
+ */
+void conn_answer_last(struct conn *c, const void *buf, size_t len);
 
 #endif /* WSRING_PROXY_CONN_H */

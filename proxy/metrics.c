@@ -29,6 +29,7 @@ metrics_sum(struct metrics_worker *into, const struct metrics_worker *from)
     into->accepted += from->accepted;
     into->routed += from->routed;
     into->retried += from->retried;
+    into->redirected += from->redirected;
     for (size_t i = 0; i < CLOSE_REASON_COUNT; i++) {
         into->closes[i] += from->closes[i];
     }
@@ -77,12 +78,14 @@ metrics_handshakes(struct evbuffer *out, const struct metrics_worker *s)
         }
     }
     metrics_head(out, "wsring_handshakes_total", "counter",
-                 "Requests by outcome: routed to the owner, retried to a next member, rejected "
-                 "(400/431), or answered 502/503.");
+                 "Requests by outcome: routed to the owner, retried to a next member, redirected "
+                 "(307), rejected (400/431), or answered 502/503.");
     evbuffer_add_printf(out, "wsring_handshakes_total{result=\"routed\"} %llu\n",
                         (unsigned long long)s->routed);
     evbuffer_add_printf(out, "wsring_handshakes_total{result=\"retried\"} %llu\n",
                         (unsigned long long)s->retried);
+    evbuffer_add_printf(out, "wsring_handshakes_total{result=\"redirected\"} %llu\n",
+                        (unsigned long long)s->redirected);
     evbuffer_add_printf(out, "wsring_handshakes_total{result=\"rejected\"} %llu\n",
                         (unsigned long long)rejected);
     evbuffer_add_printf(out, "wsring_handshakes_total{result=\"502\"} %llu\n",

@@ -17,9 +17,10 @@
 struct evbuffer;
 
 struct metrics_worker {
-    uint64_t accepted; /* client connections accepted */
-    uint64_t routed;   /* relayed to the ring owner */
-    uint64_t retried;  /* relayed to a next distinct member (owner down) */
+    uint64_t accepted;   /* client connections accepted */
+    uint64_t routed;     /* relayed to the ring owner */
+    uint64_t retried;    /* relayed to a next distinct member (owner down) */
+    uint64_t redirected; /* answered 307 to the owner's public_url (route ... redirect) */
     uint64_t closes[CLOSE_REASON_COUNT];
     uint64_t bytes_in;                         /* read from clients, relayed to backends */
     uint64_t bytes_out;                        /* read from backends, relayed to clients */

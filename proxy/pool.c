@@ -1,4 +1,10 @@
-/* Per-worker pool of idle keep-alive backend connections (DESIGN §10.1). */
+/*
+ * Per-worker pool of idle keep-alive backend connections (DESIGN §10.1).
+ * Taking and putting happen once per proxied HTTP request, so the entries
+ * of taken connections are kept on a spare list and reused by the next put
+ * instead of a free() and a malloc() per request; the spare list never holds
+ * more entries than the pool held idle connections at its fullest.
+ */
 #include "proxy/pool.h"
 
 #include <errno.h>
@@ -6,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -14,11 +21,12 @@
 #include "ring/member_set.h"
 
 struct pool_conn {
-    struct pool *pool; /* borrowed; the owner */
-    int fd;            /* owned */
-    struct event ev;   /* readable (EOF, stray bytes) or idle timeout */
-    TAILQ_ENTRY(pool_conn) link;
-    char member_id[]; /* NUL-terminated */
+    struct pool *pool;           /* borrowed; the owner */
+    int fd;                      /* owned */
+    struct event ev;             /* readable (EOF, stray bytes) or idle timeout */
+    TAILQ_ENTRY(pool_conn) link; /* in idle, or in spare */
+    size_t id_cap;               /* bytes member_id can hold */
+    char member_id[];            /* NUL-terminated */
 };
 
 void
@@ -26,7 +34,17 @@ pool_init(struct pool *p, struct event_base *base)
 {
     p->base = base;
     TAILQ_INIT(&p->idle);
+    TAILQ_INIT(&p->spare);
     p->nidle = 0;
+    p->idle_ms = 4000;
+    p->max_idle = 64;
+}
+
+void
+pool_set_limits(struct pool *p, uint64_t idle_ms, unsigned max_idle)
+{
+    p->idle_ms = idle_ms;
+    p->max_idle = max_idle;
 }
 
 static void
@@ -55,6 +73,12 @@ pool_fini(struct pool *p)
 {
     while (!TAILQ_EMPTY(&p->idle)) {
         pool_close(p, TAILQ_FIRST(&p->idle));
+    }
+    while (!TAILQ_EMPTY(&p->spare)) {
+        struct pool_conn *pc = TAILQ_FIRST(&p->spare);
+
+        TAILQ_REMOVE(&p->spare, pc, link);
+        free(pc);
     }
 }
 
@@ -90,7 +114,7 @@ pool_take(struct pool *p, const char *member_id)
             TAILQ_REMOVE(&p->idle, pc, link);
             p->nidle--;
             event_del(&pc->ev);
-            free(pc);
+            TAILQ_INSERT_HEAD(&p->spare, pc, link); /* the next put reuses it */
             return fd;
         }
     }
@@ -100,7 +124,8 @@ pool_take(struct pool *p, const char *member_id)
 void
 pool_put(struct pool *p, const char *member_id, int fd)
 {
-    struct timeval tv = { .tv_sec = POOL_IDLE_MS / 1000, .tv_usec = (POOL_IDLE_MS % 1000) * 1000 };
+    struct timeval tv = { .tv_sec = (time_t)(p->idle_ms / 1000),
+                          .tv_usec = (suseconds_t)(p->idle_ms % 1000) * 1000 };
     size_t len = strlen(member_id), same = 0;
     struct pool_conn *pc;
 
@@ -108,10 +133,25 @@ pool_put(struct pool *p, const char *member_id, int fd)
     {
         same += strcmp(pc->member_id, member_id) == 0;
     }
-    pc = same < POOL_PER_MEMBER ? malloc(sizeof(*pc) + len + 1) : NULL;
-    if (pc == NULL) {
+    if (same >= p->max_idle) {
         close(fd);
         return;
+    }
+    pc = TAILQ_FIRST(&p->spare);
+    if (pc != NULL) {
+        TAILQ_REMOVE(&p->spare, pc, link);
+        if (pc->id_cap < len + 1) {
+            free(pc);
+            pc = NULL;
+        }
+    }
+    if (pc == NULL) {
+        pc = malloc(sizeof(*pc) + len + 1);
+        if (pc == NULL) {
+            close(fd);
+            return;
+        }
+        pc->id_cap = len + 1;
     }
     pc->pool = p;
     pc->fd = fd;

@@ -2,16 +2,15 @@
  * Idle keep-alive backend connections of one worker, per member id (DESIGN
  * §10.1), so per-request routing does not pay a connect per request. An idle
  * connection is closed when the backend closes it or sends anything, after
- * POOL_IDLE_MS, or when its member leaves the ring. Worker thread only.
+ * `pool_idle_timeout`, or when its member leaves the ring; at most
+ * `pool_max_idle` are kept per member. Worker thread only.
  */
 #ifndef WSRING_PROXY_POOL_H
 #define WSRING_PROXY_POOL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/queue.h>
-
-#define POOL_IDLE_MS    4000 /* below the 5 s keep-alive timeout of common servers (Node) */
-#define POOL_PER_MEMBER 64   /* idle connections kept per member and worker */
 
 struct event_base;
 struct member_set;
@@ -20,10 +19,18 @@ struct pool_conn;
 struct pool {
     struct event_base *base;                    /* borrowed */
     TAILQ_HEAD(pool_idle_head, pool_conn) idle; /* most recently used last */
+    TAILQ_HEAD(, pool_conn) spare;              /* entries of taken connections, for reuse */
     size_t nidle;
+    uint64_t idle_ms;  /* pool_idle_timeout of the conf in force */
+    unsigned max_idle; /* pool_max_idle of the conf in force; 0 keeps none */
 };
 
 void pool_init(struct pool *p, struct event_base *base);
+/*
+ * Sets the idle timeout and the per-member cap for connections put from now
+ * on (a reload changes them; idle connections keep their timer).
+ */
+void pool_set_limits(struct pool *p, uint64_t idle_ms, unsigned max_idle);
 /* Closes every idle connection. */
 void pool_fini(struct pool *p);
 /* Returns an idle connection to MEMBER_ID (the caller owns the fd now), or -1. */

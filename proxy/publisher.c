@@ -68,7 +68,9 @@ publisher_log_change(const struct publisher *p, const struct member_set *old,
             publisher_list_add(added, b->id);
             j++;
         } else {
-            if (strcmp(a->address, b->address) != 0 || a->weight != b->weight) {
+            if (strcmp(a->address, b->address) != 0 || a->weight != b->weight ||
+                (a->public_url == NULL) != (b->public_url == NULL) ||
+                (a->public_url != NULL && strcmp(a->public_url, b->public_url) != 0)) {
                 publisher_list_add(added, b->id); /* changed: listed as re-added */
             }
             i++;
@@ -221,8 +223,13 @@ publisher_ring_json(void *arg)
     for (size_t i = 0; i < member_set_count(set); i++) {
         const struct member *m = member_set_at(set, i);
 
-        json_array_append_new(members, json_pack("{s:s, s:s, s:i}", "id", m->id, "address",
-                                                 m->address, "weight", (int)m->weight));
+        json_t *entry = json_pack("{s:s, s:s, s:i}", "id", m->id, "address", m->address, "weight",
+                                  (int)m->weight);
+
+        if (entry != NULL && m->public_url != NULL) {
+            json_object_set_new(entry, "public_url", json_string(m->public_url));
+        }
+        json_array_append_new(members, entry);
     }
     ring_fingerprint_format(ring_membership_fingerprint(ring), membership);
     root = json_pack("{s:o, s:s, s:s, s:s, s:i, s:s, s:I, s:I}", "members", members, "fingerprint",

@@ -153,6 +153,7 @@ worker_on_route(evutil_socket_t fd, short what, void *arg)
     if (next != NULL) {
         route_unref(w->route);
         w->route = next;
+        pool_set_limits(&w->pool, next->conf->pool_idle_timeout_ms, next->conf->pool_max_idle);
         pool_prune(&w->pool, ring_members(next->ring)); /* members that left: drain */
         migrate_plan(w);
     }
@@ -316,6 +317,7 @@ worker_create(unsigned id, const struct conf *conf, struct route *route,
     w->rand_state = id * 2654435761u + (unsigned)time(NULL);
     w->base = worker_base_new();
     pool_init(&w->pool, w->base);
+    pool_set_limits(&w->pool, route->conf->pool_idle_timeout_ms, route->conf->pool_max_idle);
     w->scratch_len = WORKER_SCRATCH_BYTES;
     w->scratch = malloc(w->scratch_len);
     w->listeners = calloc(conf->nlisten, sizeof(*w->listeners));

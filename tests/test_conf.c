@@ -198,6 +198,10 @@ test_every_default(void **state)
     assert_int_equal(conf->ring_hold_ms, 1000);
     assert_int_equal(conf->migrate_rate, 200);
     assert_int_equal(conf->close_grace_ms, 5000);
+    assert_int_equal(conf->nroutes, 0);
+    assert_null(conf->routes);
+    assert_int_equal(conf->pool_idle_timeout_ms, 4000);
+    assert_int_equal(conf->pool_max_idle, 64);
     assert_int_equal(conf->drain_timeout_ms, 30000);
     assert_int_equal(conf->discovery, CONF_DISCOVERY_STATIC);
     assert_int_equal(conf->nbackends, 0); /* allowed: an empty ring answers 503 */
@@ -516,8 +520,8 @@ static const struct bad_row bad_rows[] = {
     ROW("listen 127.0.0.1:8080 x\n", "t.conf:1: \"listen 127.0.0.1:8080 x\" takes flags tls and proxy_protocol after the address"),
     ROW("listen 127.0.0.1:8080 tls tls\n", "t.conf:1: \"listen 127.0.0.1:8080 tls tls\" repeats a flag"),
     ROW("listen 1 2 3 4 5 6 7 8 9 10\n", "t.conf:1: \"listen\" takes 1 to 3 arguments, got 10"),
-    ROW(L "backend a\n", "t.conf:2: \"backend\" takes 2 to 4 arguments, got 1"),
-    ROW(L "backend a 127.0.0.1:1 weight 2 x\n", "t.conf:2: \"backend\" takes 2 to 4 arguments, got 5"),
+    ROW(L "backend a\n", "t.conf:2: \"backend\" takes 2 to 6 arguments, got 1"),
+    ROW(L "backend a 127.0.0.1:1 weight 2 public_url http://h x\n", "t.conf:2: \"backend\" takes 2 to 6 arguments, got 7"),
     /* durations */
     ROW(L "connect_timeout 3x\n", "t.conf:2: \"connect_timeout 3x\" is not a duration (use ms, s, m or h)"),
     ROW(L "down_hold 10\n", "t.conf:2: \"down_hold 10\" is not a duration (use ms, s, m or h)"),
@@ -570,8 +574,33 @@ static const struct bad_row bad_rows[] = {
     /* backends */
     ROW(L "backend a 127.0.0.1:1 weight 0\n", "t.conf:2: \"backend a 127.0.0.1:1 weight 0\" has a weight that is not a number in 1..1000"),
     ROW(L "backend a 127.0.0.1:1 weight 1001\n", "t.conf:2: \"backend a 127.0.0.1:1 weight 1001\" has a weight that is not a number in 1..1000"),
-    ROW(L "backend a 127.0.0.1:1 w 2\n", "t.conf:2: \"backend a 127.0.0.1:1 w 2\" has words after the address other than \"weight N\""),
-    ROW(L "backend a 127.0.0.1:1 weight\n", "t.conf:2: \"backend a 127.0.0.1:1 weight\" has words after the address other than \"weight N\""),
+    ROW(L "backend a 127.0.0.1:1 w 2\n", "t.conf:2: \"backend a 127.0.0.1:1 w 2\" has words after the address other than \"weight N\" and \"public_url URL\""),
+    ROW(L "backend a 127.0.0.1:1 weight\n", "t.conf:2: \"backend a 127.0.0.1:1 weight\" has words after the address other than \"weight N\" and \"public_url URL\""),
+    ROW(L "backend a 127.0.0.1:1 weight 2 public_url\n", "t.conf:2: \"backend a 127.0.0.1:1 weight 2 public_url\" has words after the address other than \"weight N\" and \"public_url URL\""),
+    ROW(L "backend a 127.0.0.1:1 weight 2 weight 3\n", "t.conf:2: \"backend a 127.0.0.1:1 weight 2 weight 3\" repeats weight"),
+    ROW(L "backend a 127.0.0.1:1 public_url http://a public_url http://b\n", "t.conf:2: \"backend a 127.0.0.1:1 public_url http://a public_url http://b\" repeats public_url"),
+    ROW(L "backend a 127.0.0.1:1 public_url ws://a.example\n", "t.conf:2: \"backend a 127.0.0.1:1 public_url ws://a.example\" has a public_url that is not http://HOST[:PORT][/PATH] or https://... (no query or fragment)"),
+    ROW(L "backend a 127.0.0.1:1 public_url a.example\n", "t.conf:2: \"backend a 127.0.0.1:1 public_url a.example\" has a public_url that is not http://HOST[:PORT][/PATH] or https://... (no query or fragment)"),
+    ROW(L "backend a 127.0.0.1:1 public_url https://\n", "t.conf:2: \"backend a 127.0.0.1:1 public_url https://\" has a public_url that is not http://HOST[:PORT][/PATH] or https://... (no query or fragment)"),
+    ROW(L "backend a 127.0.0.1:1 public_url https://a.example/x?y=1\n", "t.conf:2: \"backend a 127.0.0.1:1 public_url https://a.example/x?y=1\" has a public_url that is not http://HOST[:PORT][/PATH] or https://... (no query or fragment)"),
+    ROW(L "backend a 127.0.0.1:1 public_url https://a.example:0/\n", "t.conf:2: \"backend a 127.0.0.1:1 public_url https://a.example:0/\" has a public_url that is not http://HOST[:PORT][/PATH] or https://... (no query or fragment)"),
+    ROW(L "backend a 127.0.0.1:1 public_url https://us@a.example/\n", "t.conf:2: \"backend a 127.0.0.1:1 public_url https://us@a.example/\" has a public_url that is not http://HOST[:PORT][/PATH] or https://... (no query or fragment)"),
+    ROW(L "backend a 127.0.0.1:1 public_url https://a.example/%zz\n", "t.conf:2: \"backend a 127.0.0.1:1 public_url https://a.example/%zz\" has a public_url that is not http://HOST[:PORT][/PATH] or https://... (no query or fragment)"),
+    /* routes and the pool */
+    ROW(L "route /connect\n", "t.conf:2: \"route\" takes 2 arguments, got 1"),
+    ROW(L "route /connect redirect now\n", "t.conf:2: \"route\" takes 2 arguments, got 3"),
+    ROW(L "route connect redirect\n", "t.conf:2: \"route connect redirect\" has a path that does not start with \"/\" (or is longer than 1024 bytes)"),
+    ROW(L "route /connect bounce\n", "t.conf:2: \"route /connect bounce\" has a mode that is not proxy or redirect"),
+    ROW(L "route /connect?x redirect\n", "t.conf:2: \"route /connect?x redirect\" has a path with a byte that is not allowed (no query, fragment or space)"),
+    ROW(L "route /c\xc3\xa9 redirect\n", "t.conf:2: \"route /c\xc3\xa9 redirect\" has a path with a byte that is not allowed (no query, fragment or space)"),
+    ROW(L "route /connect redirect\nroute /x proxy\nroute /connect proxy\n", "t.conf:4: \"route /connect proxy\" repeats a path given on an earlier route line"),
+    ROW(L "pool_idle_timeout 0\n", "t.conf:2: \"pool_idle_timeout 0\" must be longer than 0"),
+    ROW(L "pool_idle_timeout 2h\n", "t.conf:2: \"pool_idle_timeout 2h\" is longer than 1h"),
+    ROW(L "pool_idle_timeout 5\n", "t.conf:2: \"pool_idle_timeout 5\" is not a duration (use ms, s, m or h)"),
+    ROW(L "pool_idle_timeout 1s\npool_idle_timeout 2s\n", "t.conf:3: \"pool_idle_timeout\" is a duplicate (first on line 2)"),
+    ROW(L "pool_max_idle 10001\n", "t.conf:2: \"pool_max_idle 10001\" is not a number in 0..10000"),
+    ROW(L "pool_max_idle -1\n", "t.conf:2: \"pool_max_idle -1\" is not a number in 0..10000"),
+    ROW(L "pool_max_idle 1 2\n", "t.conf:2: \"pool_max_idle\" takes 1 argument, got 2"),
     ROW(L "backend \xc3\xa9 127.0.0.1:1\n", "t.conf:2: \"backend \xc3\xa9 127.0.0.1:1\" has a bad id (use visible ASCII characters)"),
     ROW(L "backend a 127.0.0.1\n", "t.conf:2: \"backend a 127.0.0.1\" is not an address (use IPv4:port, [IPv6]:port or host:port)"),
     /* key rules */
@@ -716,6 +745,66 @@ test_rendezvous_keeps_vnodes(void **state)
     conf_destroy(conf);
 }
 
+/* backend's options in any order; public_url loses trailing "/"s; static members carry it. */
+static void
+test_backend_public_url(void **state)
+{
+    struct conf *conf =
+        parse_ok(L "backend a 127.0.0.1:1 public_url https://a.example/ weight 2\n"
+                   "backend b 127.0.0.1:2 public_url http://[::1]:8081/chat/%41//\n"
+                   "backend c 127.0.0.1:3 weight 1\n"
+                   "backend d 127.0.0.1:4 public_url https://d.example:443/a/b;c=d/~e\n");
+    struct member_set *set = conf_static_members(conf);
+
+    (void)state;
+    assert_string_equal(conf->backends[0].public_url, "https://a.example");
+    assert_int_equal(conf->backends[0].weight, 2);
+    assert_string_equal(conf->backends[1].public_url, "http://[::1]:8081/chat/%41");
+    assert_null(conf->backends[2].public_url);
+    assert_string_equal(conf->backends[3].public_url, "https://d.example:443/a/b;c=d/~e");
+    assert_non_null(set);
+    assert_string_equal(member_set_at(set, 0)->public_url, "https://a.example");
+    assert_string_equal(member_set_at(set, 1)->public_url, "http://[::1]:8081/chat/%41");
+    assert_null(member_set_at(set, 2)->public_url);
+    member_set_destroy(set);
+    conf_destroy(conf);
+}
+
+/* route lines: the longest matching prefix wins, whatever the file order; no match is proxy. */
+static void
+test_routes_longest_prefix(void **state)
+{
+    struct conf *conf = parse_ok(L "route /connect/admin proxy\n"
+                                   "route /connect redirect\n"
+                                   "route / proxy\n"
+                                   "route /internal/ proxy\n"
+                                   "route /internal/redirect/ redirect\n"
+                                   "pool_idle_timeout 250ms\n"
+                                   "pool_max_idle 0\n");
+
+    (void)state;
+    assert_int_equal(conf->nroutes, 5);
+    assert_string_equal(conf->routes[1].prefix, "/connect");
+    assert_int_equal(conf->routes[1].prefix_len, 8);
+    assert_int_equal(conf->routes[1].mode, CONF_ROUTE_REDIRECT);
+    assert_int_equal(conf_route_mode(conf, "/connect", 8), CONF_ROUTE_REDIRECT);
+    assert_int_equal(conf_route_mode(conf, "/connected", 10), CONF_ROUTE_REDIRECT);
+    assert_int_equal(conf_route_mode(conf, "/connect/admin/x", 16), CONF_ROUTE_PROXY);
+    assert_int_equal(conf_route_mode(conf, "/connect/adm", 12), CONF_ROUTE_REDIRECT);
+    assert_int_equal(conf_route_mode(conf, "/conn", 5), CONF_ROUTE_PROXY);
+    assert_int_equal(conf_route_mode(conf, "/internal/redirect/x", 20), CONF_ROUTE_REDIRECT);
+    assert_int_equal(conf_route_mode(conf, "/internal/redirect", 18), CONF_ROUTE_PROXY);
+    assert_int_equal(conf_route_mode(conf, "", 0), CONF_ROUTE_PROXY);
+    assert_int_equal(conf->pool_idle_timeout_ms, 250);
+    assert_int_equal(conf->pool_max_idle, 0);
+    conf_destroy(conf);
+
+    conf = parse_ok(L "route / redirect\n");
+    assert_int_equal(conf_route_mode(conf, "/", 1), CONF_ROUTE_REDIRECT);
+    assert_int_equal(conf_route_mode(conf, "/anything", 9), CONF_ROUTE_REDIRECT);
+    conf_destroy(conf);
+}
+
 static void
 test_static_members(void **state)
 {
@@ -771,7 +860,7 @@ test_every_directive_is_in_the_example(void **state)
             assert_string_not_equal(*other, *name);
         }
     }
-    assert_int_equal(n, 20);
+    assert_int_equal(n, 23);
     assert_string_equal(conf_directive_names()[0], "listen");
     /* ... and its lines as "#    NAME ...". */
     n = 0;
@@ -1166,6 +1255,8 @@ main(void)
         cmocka_unit_test(test_line_length_limit),
         cmocka_unit_test(test_long_words_are_clipped),
         cmocka_unit_test(test_rendezvous_keeps_vnodes),
+        cmocka_unit_test(test_backend_public_url),
+        cmocka_unit_test(test_routes_longest_prefix),
         cmocka_unit_test(test_static_members),
         cmocka_unit_test(test_every_directive_is_in_the_example),
         cmocka_unit_test(test_every_directive_is_in_the_readme),

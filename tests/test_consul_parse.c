@@ -271,7 +271,7 @@ test_longest_host_is_kept(void **state)
     test_one_member(body, "n1/w", address, 1);
 }
 
-/* Tags, Meta (public_url included, for now), Checks and unknown fields change nothing. */
+/* Tags, Meta other than public_url, Checks and unknown fields change nothing. */
 static void
 test_other_fields_are_ignored(void **state)
 {
@@ -281,13 +281,48 @@ test_other_fields_are_ignored(void **state)
     plain = test_parse_ok("[{" TEST_NODE "," TEST_SVC_ID ",'Port':80}}]");
     dressed = test_parse_ok(
         "[{'Node':{'Node':'n1','Address':'10.0.0.1','Meta':{'rack':'r1'},'Future':[1,{}]},"
-        "'Service':{'ID':'web-1','Tags':['blue','v2'],'Port':80,'Meta':{'public_url':"
-        "'wss://n1.example.com/'},'TaggedAddresses':{'lan_ipv4':{'address':'10.1.1.1','port':1}},"
+        "'Service':{'ID':'web-1','Tags':['blue','v2'],'Port':80,'Meta':{'publicurl':"
+        "'wss://n1.example.com/"
+        "','zone':'a'},'TaggedAddresses':{'lan_ipv4':{'address':'10.1.1.1','port':1}},"
         "'SocketPath':'','Future':null},'Checks':[{'Status':'critical'},{'Status':'bogus'}],"
         "'Extra':true}]");
     assert_true(member_set_equal(plain, dressed));
     member_set_destroy(plain);
     member_set_destroy(dressed);
+}
+
+/* Service.Meta.public_url becomes the member's public_url, trailing "/" dropped. */
+static void
+test_meta_public_url_is_kept(void **state)
+{
+    struct member_set *set = test_parse_ok(
+        "[{" TEST_NODE ",'Service':{'ID':'web-1','Port':80,'Meta':{'public_url':"
+        "'https://ws-1.example.com/','zone':'a'}}},"
+        "{'Node':{'Node':'n2','Address':'10.0.0.2'},'Service':{'ID':'web-2','Port':80,'Meta':{"
+        "'public_url':'http://[::1]:8081/chat'}}},"
+        "{'Node':{'Node':'n3','Address':'10.0.0.3'},'Service':{'ID':'web-3','Port':80,'Meta':null}}"
+        ","
+        "{'Node':{'Node':'n4','Address':'10.0.0.4'},'Service':{'ID':'web-4','Port':80,'Meta':{}}}"
+        "]");
+    struct member_set *plain = test_parse_ok(
+        "[{" TEST_NODE "," TEST_SVC_ID ",'Port':80}},"
+        "{'Node':{'Node':'n2','Address':'10.0.0.2'},'Service':{'ID':'web-2','Port':80}},"
+        "{'Node':{'Node':'n3','Address':'10.0.0.3'},'Service':{'ID':'web-3','Port':80}},"
+        "{'Node':{'Node':'n4','Address':'10.0.0.4'},'Service':{'ID':'web-4','Port':80}}]");
+
+    (void)state;
+    assert_int_equal(member_set_count(set), 4);
+    assert_string_equal(member_set_at(set, 0)->public_url, "https://ws-1.example.com");
+    assert_string_equal(member_set_at(set, 1)->public_url, "http://[::1]:8081/chat");
+    assert_null(member_set_at(set, 2)->public_url);
+    assert_null(member_set_at(set, 3)->public_url);
+    /* A url is published (sets differ) but moves no key: the ring contract ignores it. */
+    assert_false(member_set_equal(set, plain));
+    assert_int_equal(member_set_set_public_url(plain, "n1/web-1", "https://ws-1.example.com"), 0);
+    assert_int_equal(member_set_set_public_url(plain, "n2/web-2", "http://[::1]:8081/chat"), 0);
+    assert_true(member_set_equal(set, plain));
+    member_set_destroy(set);
+    member_set_destroy(plain);
 }
 
 static void
@@ -463,6 +498,23 @@ static const struct test_row test_rows[] = {
       "[{'Node':{'Node':'a/b','Address':'10.0.0.1'},'Service':{'ID':'c','Port':80}},"
       "{'Node':{'Node':'a','Address':'10.0.0.2'},'Service':{'ID':'b/c','Port':80}}]",
       "duplicate member id (same Node.Node and Service.ID)" },
+    { "refuses: Meta not an object", "[{" TEST_NODE "," TEST_SVC_ID ",'Port':80,'Meta':[]}}]",
+      "Service.Meta is not an object" },
+    { "refuses: public_url not a string",
+      "[{" TEST_NODE "," TEST_SVC_ID ",'Port':80,'Meta':{'public_url':1}}}]",
+      "Service.Meta.public_url is not a string" },
+    { "refuses: a wss:// public_url",
+      "[{" TEST_NODE "," TEST_SVC_ID ",'Port':80,'Meta':{'public_url':'wss://h.example'}}}]",
+      "Service.Meta.public_url is not an http:// or https:// URL (no query or fragment)" },
+    { "refuses: a public_url with a query",
+      "[{" TEST_NODE "," TEST_SVC_ID ",'Port':80,'Meta':{'public_url':'https://h/a?b=1'}}}]",
+      "Service.Meta.public_url is not an http:// or https:// URL (no query or fragment)" },
+    { "refuses: a public_url with a space",
+      "[{" TEST_NODE "," TEST_SVC_ID ",'Port':80,'Meta':{'public_url':'https://h/a b'}}}]",
+      "Service.Meta.public_url is not an http:// or https:// URL (no query or fragment)" },
+    { "refuses: a public_url without a host",
+      "[{" TEST_NODE "," TEST_SVC_ID ",'Port':80,'Meta':{'public_url':'https:///x'}}}]",
+      "Service.Meta.public_url is not an http:// or https:// URL (no query or fragment)" },
     { "refuses: a good entry, then a bad one",
       "[{" TEST_NODE "," TEST_SVC_ID ",'Port':80}},{'Node':{'Node':'n2'},'Service':{}}]",
       "Service.ID is missing or not a string" },
@@ -510,6 +562,7 @@ main(void)
         cmocka_unit_test(test_weights_and_ports_at_their_limits_are_kept),
         cmocka_unit_test(test_longest_host_is_kept),
         cmocka_unit_test(test_other_fields_are_ignored),
+        cmocka_unit_test(test_meta_public_url_is_kept),
         cmocka_unit_test(test_empty_array_gives_empty_set),
         cmocka_unit_test(test_order_does_not_matter),
         cmocka_unit_test(test_nul_byte_in_body_is_refused),

@@ -22,7 +22,7 @@ fuzz_conf_check(const struct conf *conf)
         abort();
     }
     for (size_t i = 0; i < conf->nlisten; i++) {
-        if (conf->listen[i].host == NULL || conf->listen[i].port == 0) {
+        if (conf->listen[i].addr.host == NULL || conf->listen[i].addr.port == 0) {
             abort();
         }
     }
@@ -32,6 +32,23 @@ fuzz_conf_check(const struct conf *conf)
         if (b->id[0] == '\0' || b->weight == 0 || b->address == NULL || b->addr.port == 0) {
             abort();
         }
+        /* A public_url is http(s), and never ends in "/" (a Location appends the target). */
+        if (b->public_url != NULL && ((strncmp(b->public_url, "http://", 7) != 0 &&
+                                       strncmp(b->public_url, "https://", 8) != 0) ||
+                                      b->public_url[strlen(b->public_url) - 1] == '/')) {
+            abort();
+        }
+    }
+    for (size_t i = 0; i < conf->nroutes; i++) {
+        const struct conf_route *r = &conf->routes[i];
+
+        if (r->prefix[0] != '/' || strlen(r->prefix) != r->prefix_len ||
+            conf_route_mode(conf, r->prefix, r->prefix_len) != r->mode) {
+            abort(); /* a route's own path matches itself longest (prefixes are unique) */
+        }
+    }
+    if (conf->pool_idle_timeout_ms == 0) {
+        abort();
     }
 }
 
