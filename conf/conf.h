@@ -32,12 +32,13 @@ enum conf_key_source {
     CONF_KEY_HEADER,      /* header:NAME, case-insensitive name, value verbatim (trimmed) */
     CONF_KEY_COOKIE,      /* cookie:NAME, from the Cookie header(s) */
     CONF_KEY_PATH,        /* path:N, the N-th path segment (1-based), percent-decoded */
+    CONF_KEY_JWT,         /* jwt:CLAIM, a string claim of a verified JWT (DESIGN §12) */
     CONF_KEY_SOURCE_COUNT /* must stay last */
 };
 
 struct conf_key_rule {
     enum conf_key_source source;
-    char *name;       /* owned; NULL for CONF_KEY_PATH */
+    char *name;       /* owned; NULL for CONF_KEY_PATH; the claim for CONF_KEY_JWT */
     size_t name_len;  /* strlen(name) */
     unsigned segment; /* CONF_KEY_PATH only: 1 = first segment */
 };
@@ -45,6 +46,13 @@ struct conf_key_rule {
 enum conf_key_missing {
     CONF_KEY_MISSING_REJECT = 0, /* 400 */
     CONF_KEY_MISSING_CLIENT_IP   /* hash the client address as text */
+};
+
+/* `send_proxy`: the PROXY header wsring writes first on each backend connection (DESIGN §12). */
+enum conf_send_proxy {
+    CONF_SEND_PROXY_OFF = 0,
+    CONF_SEND_PROXY_V1, /* text */
+    CONF_SEND_PROXY_V2  /* binary */
 };
 
 enum conf_discovery {
@@ -105,6 +113,15 @@ struct conf {
     unsigned migrate_rate;     /* misplaced conns closed per second per proxy; 0 = never */
     uint64_t close_grace_ms;   /* wait for a message boundary before injecting a Close */
     uint64_t drain_timeout_ms; /* SIGTERM: how long clients get to close */
+
+    enum conf_send_proxy send_proxy; /* off: backends see wsring's own address */
+
+    /* `key jwt:CLAIM` (DESIGN §12); conf only keeps the path, proxy/settings.c loads the key. */
+    char *jwt_key_file;         /* owned or NULL */
+    unsigned jwt_key_file_line; /* the line of jwt_key_file, for key-loading messages */
+    char *jwt_audience;         /* owned or NULL: when set, `aud` must hold it */
+    char *jwt_issuer;           /* owned or NULL: when set, `iss` must equal it */
+    uint64_t jwt_leeway_ms;     /* clock skew allowed on exp and nbf; default 60s */
 
     enum conf_discovery discovery;
     struct conf_consul consul;     /* meaningful with CONF_DISCOVERY_CONSUL */
