@@ -276,11 +276,12 @@ key_bearer(const struct head *head, struct key_span *token)
     const struct head_header *h = head_find(head, "Authorization", 13);
     struct key_span v;
 
-    if (h == NULL || h->value_len < 7 || strncasecmp(h->value, "Bearer ", 7) != 0) {
-        return false;
+    if (h == NULL || h->value_len < 6 || strncasecmp(h->value, "Bearer", 6) != 0 ||
+        (h->value_len > 6 && h->value[6] != ' ')) {
+        return false; /* another scheme (Basic ...): not a token of ours */
     }
-    v.p = h->value + 7;
-    v.len = h->value_len - 7;
+    v.p = h->value + 6; /* "Bearer" alone (OWS trimmed) is an empty, hence bad, token */
+    v.len = h->value_len - 6;
     *token = key_span_trim(v);
     return true;
 }
