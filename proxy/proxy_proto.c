@@ -150,6 +150,9 @@ proxy_proto_v1(const uint8_t *buf, size_t len, struct proxy_proto_header *out)
         return PROXY_PROTO_BAD;
     }
     for (size_t i = 0; i < n; i++) {
+        if (buf[i] == '\r' && i + 1 == PROXY_PROTO_V1_MAX) {
+            return PROXY_PROTO_BAD; /* its LF would be byte 108 (found by fuzz_proxy_proto) */
+        }
         if (buf[i] == '\r' && i + 1 < len) {
             struct proxy_proto_span rest = { (const char *)buf + prefix, i - prefix };
 

@@ -216,7 +216,7 @@ test_bad_start_is_refused_early(void **state)
 static void
 test_v1_longest_line(void **state)
 {
-    char line[PROXY_PROTO_V1_MAX + 1];
+    char line[PROXY_PROTO_V1_MAX + 2];
     struct proxy_proto_header h;
     int n = snprintf(line, sizeof(line), "PROXY UNKNOWN %s %s 65535 65535\r\n",
                      "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
@@ -226,6 +226,17 @@ test_v1_longest_line(void **state)
     assert_int_equal(n, PROXY_PROTO_V1_MAX);
     assert_int_equal(parse_exact(line, (size_t)n, &h), PROXY_PROTO_DONE);
     assert_int_equal(h.len, PROXY_PROTO_V1_MAX);
+    /* one byte longer: refused whole, and already when its CR is the 107th byte */
+    n = snprintf(line, sizeof(line), "PROXY UNKNOWN  %s %s 65535 65535\r\n",
+                 "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+                 "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff");
+    assert_int_equal(n, PROXY_PROTO_V1_MAX + 1);
+    assert_int_equal(parse_exact(line, (size_t)n, &h), PROXY_PROTO_BAD);
+    assert_int_equal(parse_exact(line, PROXY_PROTO_V1_MAX, &h), PROXY_PROTO_BAD); /* ends in CR */
+    memset(line, 'W', sizeof(line));
+    memcpy(line, "PROXY UNKNOWN ", 14);
+    memcpy(line + 106, "\r\n", 2); /* a 108-byte line: CR 107th, LF 108th */
+    assert_int_equal(parse_exact(line, 108, &h), PROXY_PROTO_BAD);
 }
 
 /* What send_proxy writes parses back to the same addresses, in both versions. */
