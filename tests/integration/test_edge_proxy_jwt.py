@@ -387,7 +387,6 @@ def test_reload_with_a_bad_key_keeps_the_running_key(env):
     backends = env.backends(["ws-a"])
     proxy = env.wsring(f"key jwt:sub\njwt_key_file {keys.files['HS256']}\n" + backend_lines(backends))
     tok = keys.token(claims("zoe", aud=None, iss=None), alg="HS256")
-    req = f"GET /?access_token={tok} HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n".encode()
     keys.files["HS256"].write_bytes(b"short\n")
     os.kill(proxy.pid, signal.SIGHUP)
     deadline = time.monotonic() + 5
@@ -397,7 +396,6 @@ def test_reload_with_a_bad_key_keeps_the_running_key(env):
     from helpers import ws_hello
     hello = asyncio.run(ws_hello(f"ws://127.0.0.1:{proxy.port}/chat?access_token={tok}"))
     assert hello["key"] == "zoe"
-    del req
 
 
 # -- send_proxy ---------------------------------------------------------------------------------
