@@ -82,22 +82,24 @@ struct conn {
     struct http1_body resp_body; /* http: where the response ends */
     uint8_t *resp_head;          /* owned; http: response head bytes until it is complete */
     size_t resp_head_len;
-    unsigned resp_done : 1;       /* the backend's response head has passed */
-    unsigned ws : 1;              /* the backend answered 101: scan frames from here */
-    uint8_t resp_match;           /* CR LF CR LF bytes matched so far in the response */
-    uint16_t resp_status;         /* parsed from the response line */
-    uint8_t resp_line_len;        /* bytes of "HTTP/1.1 NNN" seen */
-    struct wsframe frames;        /* server->client frame boundaries (ws only) */
-    struct wsframe frames_in;     /* client->server frames: finds the client's Close reply */
-    const struct member *member;  /* borrowed from route: the backend we relay to */
-    TAILQ_ENTRY(conn) mlink;      /* in worker->misplaced while queued */
-    uint16_t close_code;          /* CONN_MIGRATING: the code to send (1012, 1001) */
-    uint8_t close_reason;         /* enum close_reason to count once the Close is done */
-    unsigned queued : 1;          /* in worker->misplaced */
-    unsigned grace_over : 1;      /* close_grace passed: a frame boundary will do */
-    unsigned client_closed : 1;   /* the client's Close reply has arrived */
-    struct sockaddr_storage peer; /* the client: the socket's peer, or the PROXY header's source */
+    unsigned resp_done : 1;      /* the backend's response head has passed */
+    unsigned ws : 1;             /* the backend answered 101: scan frames from here */
+    uint8_t resp_match;          /* CR LF CR LF bytes matched so far in the response */
+    uint16_t resp_status;        /* parsed from the response line */
+    uint8_t resp_line_len;       /* bytes of "HTTP/1.1 NNN" seen */
+    struct wsframe frames;       /* server->client frame boundaries (ws only) */
+    struct wsframe frames_in;    /* client->server frames: finds the client's Close reply */
+    const struct member *member; /* borrowed from route: the backend we relay to */
+    TAILQ_ENTRY(conn) mlink;     /* in worker->misplaced while queued */
+    uint16_t close_code;         /* CONN_MIGRATING: the code to send (1012, 1001) */
+    uint8_t close_reason;        /* enum close_reason to count once the Close is done */
+    unsigned queued : 1;         /* in worker->misplaced */
+    unsigned grace_over : 1;     /* close_grace passed: a frame boundary will do */
+    unsigned client_closed : 1;  /* the client's Close reply has arrived */
+    struct sockaddr_storage peer;
     socklen_t peer_len;
+
+    /* edge (DESIGN §12): PEER above is the PROXY header's source when the listener takes one */
     struct sockaddr_storage local; /* what the client connected to (send_proxy); once known */
     socklen_t local_len;           /* 0 until known */
     uint8_t *pp;                   /* owned; PROXY header bytes read so far, or NULL */

@@ -32,11 +32,13 @@ struct worker_snapshot {
 };
 
 struct worker_listener {
-    struct worker *worker;       /* borrowed; the owner */
-    int fd;                      /* owned */
-    struct event ev;             /* EV_READ | EV_PERSIST on fd */
-    const char *proto;           /* "http" */
-    unsigned proxy_protocol : 1; /* `listen ... proxy_protocol`: a PROXY header comes first */
+    struct worker *worker; /* borrowed; the owner */
+    int fd;                /* owned */
+    struct event ev;       /* EV_READ | EV_PERSIST on fd */
+    const char *proto;     /* "http" */
+
+    /* `listen ... proxy_protocol`: a PROXY header comes first (DESIGN §12) */
+    unsigned proxy_protocol : 1;
 };
 
 struct worker {
