@@ -8,7 +8,8 @@ PKGS      := libevent libevent_pthreads libevent_openssl libcurl jansson openssl
 TEST_PKGS := cmocka
 DEB_PKGS  := build-essential pkg-config clang libclang-rt-14-dev clang-format libevent-dev \
              libcurl4-openssl-dev libjansson-dev libssl-dev libxxhash-dev libcmocka-dev \
-             python3 python3-pytest python3-websockets python3-prometheus-client python3-requests curl \
+             python3 python3-pytest python3-websockets python3-prometheus-client python3-requests \
+             python3-cryptography curl \
              chromium systemd
 PYTHON    := /usr/bin/python3
 
@@ -150,7 +151,8 @@ deps:
 	@if ! pkg-config --exists $(PKGS) $(TEST_PKGS) || ! command -v clang >/dev/null \
 	    || ! command -v clang-format >/dev/null || ! command -v curl >/dev/null \
 	    || ! command -v chromium >/dev/null || ! command -v systemd-analyze >/dev/null \
-	    || ! $(PYTHON) -c 'import pytest, websockets, prometheus_client, requests' 2>/dev/null; then \
+	    || ! $(PYTHON) -c 'import pytest, websockets, prometheus_client, requests, cryptography' \
+	        2>/dev/null; then \
 	    if [ "$$(id -u)" != 0 ]; then \
 	        echo "missing packages; as root run: apt-get install $(DEB_PKGS)" >&2; exit 1; fi; \
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(DEB_PKGS); \

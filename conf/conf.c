@@ -43,7 +43,7 @@
 #define CONF_FILE_MAX         (16u << 20) /* conf_load refuses larger files */
 #define CONF_QUOTE_MAX        100         /* bytes of user text quoted in a message */
 #define CONF_WORKERS_MAX      64
-#define CONF_SECTION_MAX      32  /* directives per table (seen[] size) */
+#define CONF_SECTION_MAX      48  /* directives per table (seen[] size) */
 #define CONF_CONSUL_MAX       255 /* longest service, datacenter or tag */
 #define CONF_TAGS_MAX         16
 #define CONF_ROUTE_PREFIX_MAX 1024 /* longest route path */
@@ -107,6 +107,9 @@ static const char *conf_set_consul_datacenter(void *field, char **args, int narg
 static const char *conf_set_path(void *field, char **args, int nargs);
 static const char *conf_set_consul_wait(void *field, char **args, int nargs);
 static const char *conf_set_consul_retry_max(void *field, char **args, int nargs);
+static const char *conf_set_send_proxy(void *field, char **args, int nargs);
+static const char *conf_set_jwt_word(void *field, char **args, int nargs);
+static const char *conf_set_jwt_leeway(void *field, char **args, int nargs);
 
 #define FIELD(f) offsetof(struct conf, f)
 #define WHOLE    0 /* conf_add_* append to arrays and see their section's whole struct */
@@ -140,6 +143,11 @@ static const struct conf_directive conf_directives[] = {
     { "route",             2, 2, conf_add_route,        WHOLE,                        NULL,             REP },
     { "pool_idle_timeout", 1, 1, conf_set_pool_idle_timeout, FIELD(pool_idle_timeout_ms), "4s",      0 },
     { "pool_max_idle",     1, 1, conf_set_pool_max_idle, FIELD(pool_max_idle),        "64",             0 },
+    { "send_proxy",        1, 1, conf_set_send_proxy,   FIELD(send_proxy),            "off",            0 },
+    { "jwt_key_file",      1, 1, conf_set_path,         FIELD(jwt_key_file),          NULL,             0 },
+    { "jwt_audience",      1, 1, conf_set_jwt_word,     FIELD(jwt_audience),          NULL,             0 },
+    { "jwt_issuer",        1, 1, conf_set_jwt_word,     FIELD(jwt_issuer),            NULL,             0 },
+    { "jwt_leeway",        1, 1, conf_set_jwt_leeway,   FIELD(jwt_leeway_ms),         "60s",            0 },
 };
 
 #define CFIELD(f) offsetof(struct conf_consul, f)
@@ -202,6 +210,7 @@ struct conf_parser {
     enum conf_section_id in; /* the section being read: the top level or an open block */
     size_t base;             /* offset of section IN's struct in struct conf */
     unsigned seen[CONF_SECTION_COUNT][CONF_SECTION_MAX]; /* line of the first use; 0 = not seen */
+    unsigned jwt_rule_line;                              /* of the first `key jwt:...`; 0 = none */
 };
 
 /* ---- setters ------------------------------------------------------------- */
@@ -802,6 +811,45 @@ conf_set_consul_retry_max(void *field, char **args, int nargs)
                              field);
 }
 
+/* ---- edge: send_proxy, jwt_* (DESIGN §12) -------------------------------- */
+
+static const char *
+conf_set_send_proxy(void *field, char **args, int nargs)
+{
+    static const char *const names[] = {
+        [CONF_SEND_PROXY_OFF] = "off",
+        [CONF_SEND_PROXY_V1] = "v1",
+        [CONF_SEND_PROXY_V2] = "v2",
+    };
+    int i = conf_pick(args[0], names, (int)ARRAY_LEN(names));
+
+    (void)nargs;
+    if (i < 0) {
+        return "is not off, v1 or v2";
+    }
+    *(enum conf_send_proxy *)field = (enum conf_send_proxy)i;
+    return NULL;
+}
+
+/* jwt_audience, jwt_issuer: compared byte for byte with the token's string claim. */
+static const char *
+conf_set_jwt_word(void *field, char **args, int nargs)
+{
+    (void)nargs;
+    if (!conf_is_visible(args[0]) || strlen(args[0]) > 255) {
+        return "is not 1..255 visible ASCII characters";
+    }
+    return conf_set_string(field, args[0]);
+}
+
+/* Clock skew allowed on exp and nbf: more than 10 minutes would make exp meaningless. */
+static const char *
+conf_set_jwt_leeway(void *field, char **args, int nargs)
+{
+    (void)nargs;
+    return conf_msec_between(args[0], 0, 10 * 60 * 1000, NULL, "is longer than 10m", field);
+}
+
 /* ---- lines, words and messages ------------------------------------------- */
 
 static int conf_error(struct conf_parser *p, const char *fmt, ...)
@@ -1057,6 +1105,10 @@ conf_set(struct conf_parser *p, const struct conf_directive *d, char **args, int
     const char *what = d->set((char *)p->conf + p->base + d->offset, args + 1, nargs - 1);
 
     if (what == NULL) {
+        if (d->set == conf_add_key && p->jwt_rule_line == 0 &&
+            p->conf->keys[p->conf->nkeys - 1].source == CONF_KEY_JWT) {
+            p->jwt_rule_line = p->line; /* conf_check_jwt() reports on it */
+        }
         return 0;
     }
     if (what == conf_value_enomem) {
@@ -1226,12 +1278,41 @@ conf_check_discovery(struct conf_parser *p)
     return 0;
 }
 
+/* `key jwt:` needs a key to verify with; jwt_* lines without a jwt rule would do nothing. */
+static int
+conf_check_jwt(struct conf_parser *p)
+{
+    static const char *const lines[] = { "jwt_key_file", "jwt_audience", "jwt_issuer",
+                                         "jwt_leeway" };
+
+    p->conf->jwt_key_file_line = conf_seen_line(p, CONF_SECTION_TOP, "jwt_key_file");
+    if (p->jwt_rule_line != 0) {
+        if (p->conf->jwt_key_file == NULL) {
+            p->line = p->jwt_rule_line;
+            return conf_error(p, "a \"key jwt:CLAIM\" rule needs jwt_key_file (the HS256 secret "
+                                 "or the public key that verifies tokens)");
+        }
+        return 0;
+    }
+    for (size_t i = 0; i < ARRAY_LEN(lines); i++) {
+        unsigned line = conf_seen_line(p, CONF_SECTION_TOP, lines[i]);
+
+        if (line != 0) {
+            p->line = line;
+            return conf_error(
+                p, "\"%s\" is used only with a \"key jwt:CLAIM\" rule (there is none)", lines[i]);
+        }
+    }
+    return 0;
+}
+
 /* After the last line: the top level, the source cross-checks, then each block that was written. */
 static int
 conf_finish(struct conf_parser *p)
 {
     p->base = 0;
-    if (conf_finish_section(p, CONF_SECTION_TOP) != 0 || conf_check_discovery(p) != 0) {
+    if (conf_finish_section(p, CONF_SECTION_TOP) != 0 || conf_check_discovery(p) != 0 ||
+        conf_check_jwt(p) != 0) {
         return -1;
     }
     for (size_t i = 1; i < CONF_SECTION_COUNT; i++) {
@@ -1375,6 +1456,9 @@ conf_destroy(struct conf *conf)
     free(conf->consul.ca_file);
     free(conf->consul.cert_file);
     free(conf->consul.key_file);
+    free(conf->jwt_key_file);
+    free(conf->jwt_audience);
+    free(conf->jwt_issuer);
     free(conf->listen);
     free(conf->keys);
     free(conf->backends);

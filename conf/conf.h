@@ -32,12 +32,13 @@ enum conf_key_source {
     CONF_KEY_HEADER,      /* header:NAME, case-insensitive name, value verbatim (trimmed) */
     CONF_KEY_COOKIE,      /* cookie:NAME, from the Cookie header(s) */
     CONF_KEY_PATH,        /* path:N, the N-th path segment (1-based), percent-decoded */
+    CONF_KEY_JWT,         /* jwt:CLAIM, a string claim of a verified JWT (DESIGN §12) */
     CONF_KEY_SOURCE_COUNT /* must stay last */
 };
 
 struct conf_key_rule {
     enum conf_key_source source;
-    char *name;       /* owned; NULL for CONF_KEY_PATH */
+    char *name;       /* owned; NULL for CONF_KEY_PATH; the claim for CONF_KEY_JWT */
     size_t name_len;  /* strlen(name) */
     unsigned segment; /* CONF_KEY_PATH only: 1 = first segment */
 };
@@ -45,6 +46,13 @@ struct conf_key_rule {
 enum conf_key_missing {
     CONF_KEY_MISSING_REJECT = 0, /* 400 */
     CONF_KEY_MISSING_CLIENT_IP   /* hash the client address as text */
+};
+
+/* `send_proxy`: the PROXY header wsring writes first on each backend connection (DESIGN §12). */
+enum conf_send_proxy {
+    CONF_SEND_PROXY_OFF = 0,
+    CONF_SEND_PROXY_V1, /* text */
+    CONF_SEND_PROXY_V2  /* binary */
 };
 
 enum conf_discovery {
@@ -121,8 +129,16 @@ struct conf {
 
     struct conf_route *routes; /* owned array of nroutes, in file order */
     size_t nroutes;
-    uint64_t pool_idle_timeout_ms; /* an idle pooled backend connection is closed after this */
-    unsigned pool_max_idle;        /* idle backend connections kept per member and worker */
+    uint64_t pool_idle_timeout_ms;   /* an idle pooled backend connection is closed after this */
+    unsigned pool_max_idle;          /* idle backend connections kept per member and worker */
+    enum conf_send_proxy send_proxy; /* off: backends see wsring's own address */
+
+    /* `key jwt:CLAIM` (DESIGN §12); conf only keeps the path, proxy/settings.c loads the key. */
+    char *jwt_key_file;         /* owned or NULL */
+    unsigned jwt_key_file_line; /* the line of jwt_key_file, for key-loading messages */
+    char *jwt_audience;         /* owned or NULL: when set, `aud` must hold it */
+    char *jwt_issuer;           /* owned or NULL: when set, `iss` must equal it */
+    uint64_t jwt_leeway_ms;     /* clock skew allowed on exp and nbf; default 60s */
 
     enum conf_discovery discovery;
     struct conf_consul consul;     /* meaningful with CONF_DISCOVERY_CONSUL */

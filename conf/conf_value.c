@@ -19,7 +19,7 @@ static const char conf_value_bad_addr[] =
     "is not an address (use IPv4:port, [IPv6]:port or host:port)";
 static const char conf_value_bad_url[] = "is not a URL (use http://host:port or https://host:port)";
 static const char conf_value_bad_rule[] =
-    "is not a key rule (use query:NAME, header:NAME, cookie:NAME or path:N)";
+    "is not a key rule (use query:NAME, header:NAME, cookie:NAME, path:N or jwt:CLAIM)";
 
 static bool
 conf_value_is_digit(char c)
@@ -408,15 +408,29 @@ conf_value_is_query_name(const char *s, size_t len)
     return true;
 }
 
+/* A JWT claim name (RFC 7519 s4: any string; we take the visible ASCII ones, "sub",
+ * "https://x/uid"). */
+static bool
+conf_value_is_claim_name(const char *s, size_t len)
+{
+    if (len == 0 || len > 255) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < 0x21 || s[i] > 0x7e) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* Returns the key source S starts with ("query:" ...), setting *PREFIX_LEN, or the count. */
 static enum conf_key_source
 conf_value_key_source(const char *s, size_t len, size_t *prefix_len)
 {
     static const char *const prefixes[CONF_KEY_SOURCE_COUNT] = {
-        [CONF_KEY_QUERY] = "query:",
-        [CONF_KEY_HEADER] = "header:",
-        [CONF_KEY_COOKIE] = "cookie:",
-        [CONF_KEY_PATH] = "path:",
+        [CONF_KEY_QUERY] = "query:", [CONF_KEY_HEADER] = "header:", [CONF_KEY_COOKIE] = "cookie:",
+        [CONF_KEY_PATH] = "path:",   [CONF_KEY_JWT] = "jwt:",
     };
 
     for (int i = 0; i < CONF_KEY_SOURCE_COUNT; i++) {
@@ -455,6 +469,11 @@ conf_value_key_rule(const char *s, size_t len, struct conf_key_rule *out)
     case CONF_KEY_PATH:
         if (conf_value_uint(name, name_len, 1, CONF_VALUE_PATH_MAX, &segment) != NULL) {
             return "has a bad path segment (use 1..64)";
+        }
+        break;
+    case CONF_KEY_JWT:
+        if (!conf_value_is_claim_name(name, name_len)) {
+            return "has a bad claim name (use 1..255 visible ASCII characters)";
         }
         break;
     default:

@@ -39,7 +39,8 @@ const char *conf_value_flag(const char *s, size_t len, bool *out);
 const char *conf_value_addr(const char *s, size_t len, struct conf_addr *out);
 /*
  * "query:NAME", "header:NAME" (NAME an RFC 9110 token), "cookie:NAME" (a
- * token, RFC 6265) or "path:N" (N >= 1) into *OUT. On success OUT->name is a
+ * token, RFC 6265), "path:N" (N >= 1) or "jwt:CLAIM" (CLAIM 1..255 visible
+ * ASCII bytes) into *OUT. On success OUT->name is a
  * new string (NULL for path) the caller frees; on failure *OUT is untouched.
  */
 const char *conf_value_key_rule(const char *s, size_t len, struct conf_key_rule *out);

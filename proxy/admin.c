@@ -153,6 +153,7 @@ admin_on_lookup(struct evhttp_request *req, void *arg)
         admin_reply_error(req, 400, "missing ?key=");
         return;
     case KEY_BAD:
+    case KEY_UNAUTHORIZED: /* the rule here is query:key, never jwt: */
         admin_reply_error(req, 400, "key too long, or holds a control byte or a bad %-escape");
         return;
     case KEY_FOUND:

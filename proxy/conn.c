@@ -20,7 +20,9 @@
 #include "proxy/head.h"
 #include "proxy/key.h"
 #include "proxy/log.h"
+#include "proxy/proxy_proto.h"
 #include "proxy/redirect.h"
+#include "proxy/settings.h"
 #include "proxy/worker.h"
 
 #define CONN_HEAD_FIRST_ALLOC 2048
@@ -32,6 +34,7 @@
 
 static void conn_on_head_read(evutil_socket_t fd, short what, void *arg);
 static void conn_on_client_read(evutil_socket_t fd, short what, void *arg);
+static void conn_on_proxy_read(evutil_socket_t fd, short what, void *arg);
 static void conn_on_handshake_timeout(evutil_socket_t fd, short what, void *arg);
 static void conn_connect_next(struct conn *c);
 static void conn_connected(struct conn *c, const struct member *m);
@@ -98,6 +101,7 @@ conn_start(struct worker *w, const struct worker_listener *listener, int fd,
     c->state = CONN_READ_HEAD;
     event_assign(&c->end[SIDE_CLIENT].rd, w->base, fd, EV_READ | EV_PERSIST, conn_on_client_read,
                  c);
+    c->await_proxy = listener->proxy_protocol;
     evtimer_assign(&c->timer, w->base, conn_on_handshake_timeout, c);
     event_add(&c->end[SIDE_CLIENT].rd, NULL);
     /* One deadline for the whole head, so a client dripping bytes cannot extend it. */
@@ -113,6 +117,72 @@ conn_on_handshake_timeout(evutil_socket_t fd, short what, void *arg)
     (void)what;
     assert(c->state == CONN_READ_HEAD);
     conn_close(c, CLOSE_HANDSHAKE_TIMEOUT);
+}
+
+/* The PROXY header is in: the client's own stream (the head) comes next, same deadline. */
+static void
+conn_proxy_done(struct conn *c, const struct proxy_proto_header *h)
+{
+    if (h->has_addr) { /* LOCAL and UNKNOWN keep the socket's own peer (spec 2.1, 2.2) */
+        memcpy(&c->peer, &h->src, h->addr_len);
+        c->peer_len = h->addr_len;
+        memcpy(&c->local, &h->dst, h->addr_len);
+        c->local_len = h->addr_len;
+    }
+    free(c->pp);
+    c->pp = NULL;
+    c->pp_len = 0;
+    c->await_proxy = 0; /* conn_on_client_read now reads the head */
+}
+
+/*
+ * READ_HEAD on a proxy_protocol listener, before anything else (DESIGN §12):
+ * the PROXY header is peeked at and only its own bytes are consumed, so what
+ * follows stays in the socket for the next reader (the head, or a TLS
+ * ClientHello). A missing or malformed header closes without an answer.
+ */
+static void
+conn_on_proxy_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    struct proxy_proto_header h;
+    enum proxy_proto_result r;
+    size_t take;
+    ssize_t n;
+
+    (void)what;
+    assert(c->state == CONN_READ_HEAD);
+    if (c->pp == NULL && (c->pp = malloc(PROXY_PROTO_MAX_LEN)) == NULL) {
+        conn_close(c, CLOSE_NO_MEMORY);
+        return;
+    }
+    n = recv(fd, c->pp + c->pp_len, PROXY_PROTO_MAX_LEN - c->pp_len, MSG_PEEK);
+    if (n == 0) {
+        conn_close(c, CLOSE_CLIENT_EOF);
+        return;
+    }
+    if (n == -1) {
+        if (errno != EAGAIN && errno != EINTR) {
+            conn_close(c, CLOSE_CLIENT_ERROR);
+        }
+        return;
+    }
+    r = proxy_proto_parse(c->pp, c->pp_len + (size_t)n, &h);
+    if (r == PROXY_PROTO_BAD) {
+        log_msg(LOG_DEBUG, "event=bad_proxy_header bytes=%zu", c->pp_len + (size_t)n);
+        conn_close(c, CLOSE_BAD_PROXY);
+        return;
+    }
+    /* PARTIAL: every byte peeked is a header byte; DONE: take the header, not one byte more. */
+    take = r == PROXY_PROTO_DONE ? h.len - c->pp_len : (size_t)n;
+    if (recv(fd, c->pp + c->pp_len, take, 0) != (ssize_t)take) {
+        conn_close(c, CLOSE_CLIENT_ERROR);
+        return;
+    }
+    c->pp_len += take;
+    if (r == PROXY_PROTO_DONE) {
+        conn_proxy_done(c, &h);
+    }
 }
 
 /* Grows the head buffer up to max_head_bytes + 1 (one more byte tells "too large"). */
@@ -144,6 +214,7 @@ conn_route(struct conn *c, const struct head *head, char *key, size_t *key_len)
 {
     const struct conf *conf;
     enum key_result kr;
+    struct key_jwt jwt;
 
     if (c->route != c->worker->route) {
         /* Route with the ring and rules in force now, not those at accept. */
@@ -151,10 +222,21 @@ conn_route(struct conn *c, const struct head *head, char *key, size_t *key_len)
         c->route = route_ref(c->worker->route);
     }
     conf = c->route->conf;
-    kr = key_extract(head, conf->keys, conf->nkeys, key, conf->max_key_bytes, key_len);
+    jwt = (struct key_jwt){
+        .key = c->route->settings->jwt_key,
+        .policy = { .audience = conf->jwt_audience,
+                    .issuer = conf->jwt_issuer,
+                    .leeway_sec = (int64_t)(conf->jwt_leeway_ms / 1000),
+                    .now_sec = (int64_t)time(NULL) },
+    };
+    kr = key_extract_with(head, conf->keys, conf->nkeys, &jwt, key, conf->max_key_bytes, key_len);
 
     if (kr == KEY_BAD) {
         return CLOSE_BAD_KEY;
+    }
+    if (kr == KEY_UNAUTHORIZED) {
+        log_msg(LOG_DEBUG, "event=bad_token why=%s", jwt_result_name(jwt.result));
+        return CLOSE_BAD_TOKEN; /* never the next rule: a forged token must not pick a server */
     }
     if (kr == KEY_MISSING) {
         if (conf->key_missing != CONF_KEY_MISSING_CLIENT_IP) {
@@ -167,6 +249,33 @@ conn_route(struct conn *c, const struct head *head, char *key, size_t *key_len)
     c->ncand =
         (uint8_t)route_candidates(c->route, c->key_hash, conf->retry_next, route_now_ms(), c->cand);
     return c->ncand == 0 ? CLOSE_RING_EMPTY : CLOSE_DONE;
+}
+
+/*
+ * send_proxy: the PROXY header for this client into OUT (PROXY_PROTO_WRITE_MAX
+ * bytes), first on the backend connection. Returns its length (0 when off).
+ * Backend connections are then never pooled (relay.c), so one always serves
+ * the client its header names.
+ */
+static size_t
+conn_send_proxy(struct conn *c, uint8_t *out)
+{
+    enum conf_send_proxy v = c->route->conf->send_proxy;
+
+    if (v == CONF_SEND_PROXY_OFF) {
+        return 0;
+    }
+    if (c->local_len == 0) {
+        socklen_t len = sizeof(c->local);
+
+        if (getsockname(c->end[SIDE_CLIENT].fd, (struct sockaddr *)&c->local, &len) == -1) {
+            c->local.ss_family = AF_UNSPEC; /* written as UNKNOWN / LOCAL */
+        }
+        c->local_len = len;
+    }
+    return proxy_proto_write(v == CONF_SEND_PROXY_V1 ? PROXY_PROTO_SEND_V1 : PROXY_PROTO_SEND_V2,
+                             (const struct sockaddr *)&c->peer, (const struct sockaddr *)&c->local,
+                             out);
 }
 
 /* Puts the forwarded head, then any early client bytes, into the backend's pending output. */
@@ -198,7 +307,7 @@ conn_prepare_forward(struct conn *c, const struct head *head, const char *key, s
     }
     c->replay_len = 0;
     conn_client_ip(c, ip);
-    need = forward_size(head, &info) + used;
+    need = PROXY_PROTO_WRITE_MAX + forward_size(head, &info) + used;
     if (b->pend_cap < need) {
         uint8_t *p = realloc(b->pend, need);
 
@@ -208,7 +317,8 @@ conn_prepare_forward(struct conn *c, const struct head *head, const char *key, s
         b->pend = p;
         b->pend_cap = need;
     }
-    b->pend_len = forward_write(c->head, head, &info, (char *)b->pend);
+    b->pend_len = conn_send_proxy(c, b->pend);
+    b->pend_len += forward_write(c->head, head, &info, (char *)b->pend + b->pend_len);
     memcpy(b->pend + b->pend_len, c->head + head->len, used);
     b->pend_len += used;
     b->pend_off = 0;
@@ -328,7 +438,11 @@ conn_on_client_read(evutil_socket_t fd, short what, void *arg)
 
     switch (c->state) {
     case CONN_READ_HEAD:
-        conn_on_head_read(fd, what, c);
+        if (c->await_proxy) {
+            conn_on_proxy_read(fd, what, c);
+        } else {
+            conn_on_head_read(fd, what, c);
+        }
         break;
     case CONN_CONNECTING:
         event_del(&c->end[SIDE_CLIENT].rd); /* relay_start adds it again */
@@ -410,7 +524,7 @@ conn_connect_next(struct conn *c)
             continue; /* never resolved: as good as down */
         }
         c->reused = 0;
-        if (c->http && !c->replayed) {
+        if (c->http && !c->replayed && c->route->conf->send_proxy == CONF_SEND_PROXY_OFF) {
             const struct member *m = member_set_at(ring_members(c->route->ring), c->cand[c->icand]);
 
             b->fd = pool_take(&c->worker->pool, m->id);
@@ -624,10 +738,13 @@ conn_answer(struct conn *c, int status, const char *phrase, enum close_reason re
 {
     const char *label = close_reason_label(reason);
     char buf[256];
+    /* RFC 6750 s3: a 401 says which scheme, and that the token was the trouble */
+    const char *challenge =
+        status == 401 ? "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n" : "";
     int n = snprintf(buf, sizeof(buf),
                      "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
-                     "Connection: close\r\n\r\n%s\n",
-                     status, phrase, strlen(label) + 1, label);
+                     "%sConnection: close\r\n\r\n%s\n",
+                     status, phrase, strlen(label) + 1, challenge, label);
 
     conn_answer_last(c, buf, (size_t)n);
 }
@@ -706,5 +823,6 @@ conn_close(struct conn *c, enum close_reason reason)
     c->route = NULL;
     free(c->head);
     free(c->resp_head);
+    free(c->pp);
     free(c);
 }

@@ -102,6 +102,13 @@ struct conn {
     unsigned client_closed : 1;  /* the client's Close reply has arrived */
     struct sockaddr_storage peer;
     socklen_t peer_len;
+
+    /* edge (DESIGN §12): PEER above is the PROXY header's source when the listener takes one */
+    struct sockaddr_storage local; /* what the client connected to (send_proxy); once known */
+    socklen_t local_len;           /* 0 until known */
+    uint8_t *pp;                   /* owned; PROXY header bytes read so far, or NULL */
+    size_t pp_len;
+    unsigned await_proxy : 1; /* a proxy_protocol listener's header is still to come */
 };
 
 /* Takes over FD, accepted on LISTENER, and starts reading its head. Closes FD on failure. */

@@ -7,12 +7,16 @@
  * kept); header names ignore ASCII case. For every rule the first occurrence
  * of the name decides: if its value is empty the rule does not match and the
  * next rule is tried (a later occurrence of the same name is not looked at).
+ *
+ * jwt:CLAIM takes a token (not a name) from one of three places and yields
+ * the verified claim; a bad token ends the search with KEY_UNAUTHORIZED.
  */
 #include "proxy/key.h"
 
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
 
 #include "conf/conf.h"
 #include "proxy/head.h"
@@ -265,6 +269,100 @@ key_from_cookie(const struct head *head, const struct conf_key_rule *rule, struc
     return KEY_MISSING;
 }
 
+/* The credentials of "Authorization: Bearer TOKEN" (RFC 6750 s2.1; the scheme ignores case). */
+static bool
+key_bearer(const struct head *head, struct key_span *token)
+{
+    const struct head_header *h = head_find(head, "Authorization", 13);
+    struct key_span v;
+
+    if (h == NULL || h->value_len < 6 || strncasecmp(h->value, "Bearer", 6) != 0 ||
+        (h->value_len > 6 && h->value[6] != ' ')) {
+        return false; /* another scheme (Basic ...): not a token of ours */
+    }
+    v.p = h->value + 6; /* "Bearer" alone (OWS trimmed) is an empty, hence bad, token */
+    v.len = h->value_len - 6;
+    *token = key_span_trim(v);
+    return true;
+}
+
+/* ?access_token=TOKEN (RFC 6750 s2.3), the first one, verbatim. */
+static bool
+key_query_token(const struct head *head, struct key_span *token)
+{
+    struct key_span rest = key_target_query(head);
+
+    while (rest.len > 0) {
+        struct key_span pair = key_span_next(&rest, '&');
+        struct key_span name = key_span_next(&pair, '=');
+
+        if (key_span_is(name, "access_token", 12)) {
+            *token = pair;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A Sec-WebSocket-Protocol entry "access_token.TOKEN" (browsers cannot set Authorization). */
+static bool
+key_subprotocol_token(const struct head *head, struct key_span *token)
+{
+    static const char swp[] = "sec-websocket-protocol";
+
+    for (size_t i = 0; i < head->nheaders; i++) {
+        const struct head_header *h = &head->headers[i];
+        struct key_span rest = { h->value, h->value_len };
+
+        if (h->name_len != sizeof(swp) - 1 || strncasecmp(h->name, swp, sizeof(swp) - 1) != 0) {
+            continue;
+        }
+        while (rest.len > 0) {
+            struct key_span entry = key_span_trim(key_span_next(&rest, ','));
+
+            if (entry.len > 13 && memcmp(entry.p, "access_token.", 13) == 0) {
+                token->p = entry.p + 13;
+                token->len = entry.len - 13;
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* jwt:CLAIM (DESIGN §12): a present token must verify; no token lets the next rule try. */
+static enum key_result
+key_from_jwt(const struct head *head, const struct conf_key_rule *rule, struct key_jwt *jwt,
+             struct key_out *out)
+{
+    struct key_span token = { NULL, 0 };
+    size_t len = 0;
+
+    if (!key_bearer(head, &token) && !key_query_token(head, &token) &&
+        !key_subprotocol_token(head, &token)) {
+        return KEY_MISSING;
+    }
+    if (jwt == NULL) {
+        return KEY_UNAUTHORIZED;
+    }
+    jwt->result = jwt->key == NULL ? JWT_BAD_SIGNATURE
+                                   : jwt_verify(jwt->key, &jwt->policy, token.p, token.len,
+                                                rule->name, out->buf, out->cap, &len);
+    if (jwt->result == JWT_CLAIM_TOO_LONG) {
+        return KEY_BAD; /* like any key over max_key_bytes */
+    }
+    if (jwt->result != JWT_OK) {
+        return KEY_UNAUTHORIZED;
+    }
+    out->len = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (key_put(out, (unsigned char)out->buf[i]) != KEY_FOUND) {
+            return KEY_BAD; /* a control byte: it could inject a header */
+        }
+    }
+    return KEY_FOUND;
+}
+
 /* path:N, the N-th segment of the path ("/a/b" has "a" as 1), percent-decoded. */
 static enum key_result
 key_from_path(const struct head *head, const struct conf_key_rule *rule, struct key_out *out)
@@ -289,6 +387,13 @@ enum key_result
 key_extract(const struct head *head, const struct conf_key_rule *rules, size_t nrules, char *out,
             size_t out_cap, size_t *out_len)
 {
+    return key_extract_with(head, rules, nrules, NULL, out, out_cap, out_len);
+}
+
+enum key_result
+key_extract_with(const struct head *head, const struct conf_key_rule *rules, size_t nrules,
+                 struct key_jwt *jwt, char *out, size_t out_cap, size_t *out_len)
+{
     struct key_out o = { out, out_cap, 0 };
 
     for (size_t i = 0; i < nrules; i++) {
@@ -306,6 +411,9 @@ key_extract(const struct head *head, const struct conf_key_rule *rules, size_t n
             break;
         case CONF_KEY_PATH:
             r = key_from_path(head, &rules[i], &o);
+            break;
+        case CONF_KEY_JWT:
+            r = key_from_jwt(head, &rules[i], jwt, &o);
             break;
         case CONF_KEY_SOURCE_COUNT:
             break;

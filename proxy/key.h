@@ -7,13 +7,23 @@
 
 #include <stddef.h>
 
+#include "proxy/jwt.h"
+
 struct conf_key_rule;
 struct head;
 
 enum key_result {
-    KEY_FOUND = 0, /* OUT holds the key */
-    KEY_MISSING,   /* no rule matched: apply key_missing */
-    KEY_BAD        /* a matching value is too long, holds a control byte or bad %-escape: 400 */
+    KEY_FOUND = 0,   /* OUT holds the key */
+    KEY_MISSING,     /* no rule matched: apply key_missing */
+    KEY_BAD,         /* a matching value is too long, holds a control byte or bad %-escape: 400 */
+    KEY_UNAUTHORIZED /* a jwt: rule found a token that does not verify: 401, no next rule */
+};
+
+/* What jwt: rules verify with, and (out) why the last token failed. */
+struct key_jwt {
+    const struct jwt_key *key; /* borrowed; NULL: every token is refused */
+    struct jwt_policy policy;
+    enum jwt_result result; /* out: the verdict on the token a jwt: rule found */
 };
 
 /*
@@ -26,5 +36,16 @@ enum key_result {
  */
 enum key_result key_extract(const struct head *head, const struct conf_key_rule *rules,
                             size_t nrules, char *out, size_t out_cap, size_t *out_len);
+/*
+ * key_extract() with jwt:CLAIM rules verified by JWT (may be NULL when RULES
+ * hold none). A jwt: rule takes the token from "Authorization: Bearer", else
+ * the access_token query parameter (verbatim), else a Sec-WebSocket-Protocol
+ * entry "access_token.<JWT>"; no token there means the rule does not match.
+ * A token that fails jwt_verify() is KEY_UNAUTHORIZED (why in JWT->result);
+ * a claim longer than OUT_CAP or holding a control byte is KEY_BAD.
+ */
+enum key_result key_extract_with(const struct head *head, const struct conf_key_rule *rules,
+                                 size_t nrules, struct key_jwt *jwt, char *out, size_t out_cap,
+                                 size_t *out_len);
 
 #endif /* WSRING_PROXY_KEY_H */

@@ -293,11 +293,11 @@ static void
 main_reload(struct main_state *st)
 {
     char err[CONF_ERR_LEN];
-    struct conf *conf = conf_load(st->conf_path, err);
-    struct settings *settings;
+    struct settings *settings = settings_load(st->conf_path, err);
+    struct conf *conf = settings != NULL ? settings->conf : NULL;
     struct member_set *members = NULL;
 
-    if (conf == NULL) {
+    if (settings == NULL) {
         char quoted[2 * CONF_ERR_LEN];
 
         log_msg(LOG_ERROR,
@@ -311,7 +311,7 @@ main_reload(struct main_state *st)
                 "event=reload_failed error=\"%s: discovery changed; that needs a restart\" "
                 "action=\"keeping the running configuration\"",
                 st->conf_path);
-        conf_destroy(conf);
+        settings_unref(settings);
         st->reloads_failed++;
         return;
     }
@@ -319,9 +319,7 @@ main_reload(struct main_state *st)
         log_msg(LOG_WARN, "event=reload_partial what=\"listen, admin and workers need a restart; "
                           "keeping the running ones\"");
     }
-    settings = settings_create(conf);
-    if (settings == NULL ||
-        (conf->discovery == CONF_DISCOVERY_STATIC &&
+    if ((conf->discovery == CONF_DISCOVERY_STATIC &&
          (members = conf_static_members(conf)) == NULL) ||
         publisher_reload(st->publisher, settings, members) == -1) {
         log_msg(LOG_ERROR, "event=reload_failed error=\"out of memory\"");
@@ -478,7 +476,6 @@ main(int argc, char **argv)
     };
     const char *file = MAIN_DEFAULT_CONF;
     char err[CONF_ERR_LEN];
-    struct conf *conf;
     struct settings *settings;
     int check_only = 0, opt, rc;
 
@@ -510,14 +507,14 @@ main(int argc, char **argv)
                         "routing would differ from other proxies; refusing to run\n");
         return 1;
     }
-    conf = conf_load(file, err);
-    if (conf == NULL) {
+    settings = settings_load(file, err);
+    if (settings == NULL) {
         fprintf(stderr, "wsring: %s\n", err);
         return 1;
     }
     if (check_only) {
         printf("wsring: %s: configuration is good\n", file);
-        conf_destroy(conf);
+        settings_unref(settings);
         return 0;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -525,12 +522,7 @@ main(int argc, char **argv)
     main_raise_nofile();
     if (evthread_use_pthreads() == -1) {
         fprintf(stderr, "wsring: libevent has no pthreads support\n");
-        conf_destroy(conf);
-        return 1;
-    }
-    settings = settings_create(conf);
-    if (settings == NULL) {
-        fprintf(stderr, "wsring: out of memory\n");
+        settings_unref(settings);
         return 1;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);

@@ -292,7 +292,9 @@ relay_http_done(struct conn *c)
     if (!c->req_done) {
         c->client_close = 1; /* the rest of that body would read as a request: never */
     }
-    if (c->resp_reusable && c->req_done && !b->eof && b->pend_off == b->pend_len) {
+    /* send_proxy: a connection's PROXY header names one client, so it never serves another */
+    if (c->resp_reusable && c->req_done && !b->eof && b->pend_off == b->pend_len &&
+        c->route->conf->send_proxy == CONF_SEND_PROXY_OFF) {
         conn_event_del(&b->rd);
         conn_event_del(&b->wr);
         pool_put(&c->worker->pool, c->member->id, b->fd);

@@ -8,15 +8,25 @@
 
 #include <stdatomic.h>
 
-struct conf;
+#include "conf/conf.h"
+
+struct jwt_key;
 
 struct settings {
     atomic_uint refs;
-    struct conf *conf; /* owned; immutable */
+    struct conf *conf;       /* owned; immutable */
+    struct jwt_key *jwt_key; /* owned or NULL; jwt_key_file's key, shared read-only by workers */
 };
 
-/* Takes ownership of CONF, also on failure. Returns NULL on ENOMEM. */
+/* Takes ownership of CONF, also on failure. Returns NULL on ENOMEM. No jwt_key. */
 struct settings *settings_create(struct conf *conf);
+/*
+ * conf_load(FILE), then the files the conf names that must be good before it
+ * is used (jwt_key_file, DESIGN §12). Returns NULL with "FILE:LINE: what" in
+ * ERR, e.g. 'proxy.conf:9: "jwt_key_file /k.pem" is a private key (...)'.
+ * Used at start, by `wsring -t` and on SIGHUP, so all three agree.
+ */
+struct settings *settings_load(const char *file, char err[CONF_ERR_LEN]);
 struct settings *settings_ref(struct settings *s);
 /* Accepts NULL; frees the conf with the last reference. */
 void settings_unref(struct settings *s);

@@ -338,6 +338,7 @@ worker_create(unsigned id, const struct conf *conf, struct route *route,
         }
         w->nlisteners++;
         l->proto = "http";
+        l->proxy_protocol = conf->listen[i].proxy_protocol;
         l->worker = w;
         event_assign(&l->ev, w->base, l->fd, EV_READ | EV_PERSIST, worker_on_accept, l);
         event_add(&l->ev, NULL);

@@ -36,6 +36,9 @@ struct worker_listener {
     int fd;                /* owned */
     struct event ev;       /* EV_READ | EV_PERSIST on fd */
     const char *proto;     /* "http" */
+
+    /* `listen ... proxy_protocol`: a PROXY header comes first (DESIGN §12) */
+    unsigned proxy_protocol : 1;
 };
 
 struct worker {

@@ -202,6 +202,11 @@ test_every_default(void **state)
     assert_null(conf->routes);
     assert_int_equal(conf->pool_idle_timeout_ms, 4000);
     assert_int_equal(conf->pool_max_idle, 64);
+    assert_int_equal(conf->send_proxy, CONF_SEND_PROXY_OFF);
+    assert_null(conf->jwt_key_file);
+    assert_null(conf->jwt_audience);
+    assert_null(conf->jwt_issuer);
+    assert_int_equal(conf->jwt_leeway_ms, 60000);
     assert_int_equal(conf->drain_timeout_ms, 30000);
     assert_int_equal(conf->discovery, CONF_DISCOVERY_STATIC);
     assert_int_equal(conf->nbackends, 0); /* allowed: an empty ring answers 503 */
@@ -225,6 +230,12 @@ test_every_value_is_read(void **state)
                                  "workers 64\n"
                                  "key path:2\n"
                                  "key cookie:sid\n"
+                                 "key jwt:uid\n"
+                                 "send_proxy v2\n"
+                                 "jwt_key_file /etc/wsring/jwt.pem\n"
+                                 "jwt_audience chat\n"
+                                 "jwt_issuer https://id.example.com/\n"
+                                 "jwt_leeway 10m\n"
                                  "key_missing client_ip\n"
                                  "hash rendezvous\n"
                                  "vnodes 10000\n"
@@ -254,7 +265,15 @@ test_every_value_is_read(void **state)
     assert_null(conf->admin.host);
     assert_int_equal(conf->admin.port, 0);
     assert_int_equal(conf->workers, 64);
-    assert_int_equal(conf->nkeys, 2);
+    assert_int_equal(conf->nkeys, 3);
+    assert_int_equal(conf->keys[2].source, CONF_KEY_JWT);
+    assert_string_equal(conf->keys[2].name, "uid");
+    assert_int_equal(conf->send_proxy, CONF_SEND_PROXY_V2);
+    assert_string_equal(conf->jwt_key_file, "/etc/wsring/jwt.pem");
+    assert_int_equal(conf->jwt_key_file_line, 11);
+    assert_string_equal(conf->jwt_audience, "chat");
+    assert_string_equal(conf->jwt_issuer, "https://id.example.com/");
+    assert_int_equal(conf->jwt_leeway_ms, 600000);
     assert_int_equal(conf->keys[0].source, CONF_KEY_PATH);
     assert_null(conf->keys[0].name);
     assert_int_equal(conf->keys[0].segment, 2);
@@ -604,13 +623,28 @@ static const struct bad_row bad_rows[] = {
     ROW(L "backend \xc3\xa9 127.0.0.1:1\n", "t.conf:2: \"backend \xc3\xa9 127.0.0.1:1\" has a bad id (use visible ASCII characters)"),
     ROW(L "backend a 127.0.0.1\n", "t.conf:2: \"backend a 127.0.0.1\" is not an address (use IPv4:port, [IPv6]:port or host:port)"),
     /* key rules */
-    ROW(L "key foo:bar\n", "t.conf:2: \"key foo:bar\" is not a key rule (use query:NAME, header:NAME, cookie:NAME or path:N)"),
-    ROW(L "key user\n", "t.conf:2: \"key user\" is not a key rule (use query:NAME, header:NAME, cookie:NAME or path:N)"),
+    ROW(L "key foo:bar\n", "t.conf:2: \"key foo:bar\" is not a key rule (use query:NAME, header:NAME, cookie:NAME, path:N or jwt:CLAIM)"),
+    ROW(L "key user\n", "t.conf:2: \"key user\" is not a key rule (use query:NAME, header:NAME, cookie:NAME, path:N or jwt:CLAIM)"),
     ROW(L "key path:0\n", "t.conf:2: \"key path:0\" has a bad path segment (use 1..64)"),
     ROW(L "key path:65\n", "t.conf:2: \"key path:65\" has a bad path segment (use 1..64)"),
     ROW(L "key header:X:Y\n", "t.conf:2: \"key header:X:Y\" has a bad name (use an RFC 9110 token)"),
     ROW(L "key cookie:\n", "t.conf:2: \"key cookie:\" has a bad name (use an RFC 9110 token)"),
     ROW(L "key query:a=b\n", "t.conf:2: \"key query:a=b\" has a bad query parameter name"),
+    ROW(L "key jwt:\n", "t.conf:2: \"key jwt:\" has a bad claim name (use 1..255 visible ASCII characters)"),
+    ROW(L "key jwt:sub\nkey jwt:sub\n", "t.conf:3: \"key jwt:sub\" is a duplicate"),
+    /* edge (DESIGN §12): send_proxy, jwt_* */
+    ROW(L "send_proxy on\n", "t.conf:2: \"send_proxy on\" is not off, v1 or v2"),
+    ROW(L "send_proxy v2 v1\n", "t.conf:2: \"send_proxy\" takes 1 argument, got 2"),
+    ROW(L "key jwt:sub\njwt_key_file /k\njwt_leeway 11m\n", "t.conf:4: \"jwt_leeway 11m\" is longer than 10m"),
+    ROW(L "key jwt:sub\njwt_key_file /k\njwt_leeway 60\n", "t.conf:4: \"jwt_leeway 60\" is not a duration (use ms, s, m or h)"),
+    ROW(L "key jwt:sub\njwt_key_file /k\njwt_audience \xc3\xa9\n", "t.conf:4: \"jwt_audience \xc3\xa9\" is not 1..255 visible ASCII characters"),
+    ROW(L "key jwt:sub\njwt_key_file /k\njwt_issuer\n", "t.conf:4: \"jwt_issuer\" takes 1 argument, got 0"),
+    ROW(L "key jwt:sub\njwt_key_file /k\njwt_key_file /j\n", "t.conf:4: \"jwt_key_file\" is a duplicate (first on line 3)"),
+    ROW(L "key query:user\n\nkey jwt:sub\nkey jwt:uid\n", "t.conf:4: a \"key jwt:CLAIM\" rule needs jwt_key_file (the HS256 secret or the public key that verifies tokens)"),
+    ROW(L "jwt_audience chat\n", "t.conf:2: \"jwt_audience\" is used only with a \"key jwt:CLAIM\" rule (there is none)"),
+    ROW(L "key query:user\njwt_key_file /k\n", "t.conf:3: \"jwt_key_file\" is used only with a \"key jwt:CLAIM\" rule (there is none)"),
+    ROW(L "jwt_issuer https://id.example.com\n", "t.conf:2: \"jwt_issuer\" is used only with a \"key jwt:CLAIM\" rule (there is none)"),
+    ROW(L "jwt_leeway 0\n", "t.conf:2: \"jwt_leeway\" is used only with a \"key jwt:CLAIM\" rule (there is none)"),
     /* blocks: the syntax pass runs before any directive is looked at */
     ROW(L "etcd {\n}\n", "t.conf:2: unknown block \"etcd\""),
     ROW(L "listen 1.2.3.4:80 {\n}\n", "t.conf:2: \"listen\" does not take a block"),
@@ -853,6 +887,10 @@ test_every_directive_is_in_the_example(void **state)
         /* A block is commented out (the example runs with static members): "#consul {". */
         snprintf(line, sizeof(line),
                  conf_block_directive_names(*name) != NULL ? "\n#%s {\n" : "\n%s ", *name);
+        /* jwt_* name a key file the example cannot ship: they are commented out too. */
+        if (strncmp(*name, "jwt_", 4) == 0) {
+            snprintf(line, sizeof(line), "\n#%s ", *name);
+        }
         if (strstr(text, line) == NULL) {
             fail_msg("directive \"%s\" is not set in conf/proxy.conf", *name);
         }
@@ -860,7 +898,7 @@ test_every_directive_is_in_the_example(void **state)
             assert_string_not_equal(*other, *name);
         }
     }
-    assert_int_equal(n, 23);
+    assert_int_equal(n, 28);
     assert_string_equal(conf_directive_names()[0], "listen");
     /* ... and its lines as "#    NAME ...". */
     n = 0;
@@ -1205,9 +1243,10 @@ static void
 test_key_rules(void **state)
 {
     static const char *const bad[] = {
-        "",        "query",      "query:",     "query:a&b",  "query:a%20", "query:a#",
-        "header:", "header:a b", "header:a\"", "cookie:a=b", "cookie:a;",  "path:",
-        "path:x",  "path:-1",    "path:01x",   "Query:user", "jwt:sub",    ":user",
+        "",           "query",   "query:",     "query:a&b",    "query:a%20",
+        "query:a#",   "header:", "header:a b", "header:a\"",   "cookie:a=b",
+        "cookie:a;",  "path:",   "path:x",     "path:-1",      "path:01x",
+        "Query:user", "jwt:",    ":user",      "jwt:\xc3\xa9",
     };
     struct conf_key_rule rule = { 0 };
 
@@ -1223,6 +1262,10 @@ test_key_rules(void **state)
     free(rule.name);
     assert_null(value_key_rule("cookie:__Host-uid", &rule));
     assert_int_equal(rule.source, CONF_KEY_COOKIE);
+    free(rule.name);
+    assert_null(value_key_rule("jwt:https://example.com/uid", &rule));
+    assert_int_equal(rule.source, CONF_KEY_JWT);
+    assert_string_equal(rule.name, "https://example.com/uid");
     free(rule.name);
     assert_null(value_key_rule("path:64", &rule));
     assert_int_equal(rule.source, CONF_KEY_PATH);
