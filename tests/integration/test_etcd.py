@@ -5,6 +5,8 @@ import asyncio
 import itertools
 import json
 import os
+import shutil
+import subprocess
 import time
 
 import pytest
@@ -14,7 +16,7 @@ from consul_helpers import (ConsulDouble, LiveConn, backend, consul_body, hellos
                             log_lines, member_ids, owners, register, ring, wait_members,
                             wait_until)
 from etcd_helpers import Etcd, HoldRelay, Registry, member_value, require_etcd
-from helpers import check_routed, free_ports, ws_url
+from helpers import WSRING_BIN, check_routed, free_ports, ws_url
 
 CONVERGE = 2.0  # seconds: joins and leaves
 RECOVER = 5.0   # seconds: following etcd again once it is back
@@ -366,3 +368,57 @@ def test_state_file_with_consul(env, tmp_path):
     assert owners(again, users) == own0
     assert land(again.port, users[:5]) == {u: own0[u] for u in users[:5]}
     assert log_lines(again, "consul_watch_failed") and log_lines(again, "state_file_in_force")
+
+
+# 8 ------------------------------------------------------------------------------------------
+def test_etcd_auth_token_from_a_password_file(env, tmp_path):
+    """A second etcd with auth on (the session one stays open): wsring authenticates as a user
+    who may only read the prefix; a wrong password is refused, logged, and never printed."""
+    require_etcd()
+    secured = Etcd(str(tmp_path))
+    secured.start()
+    try:
+        ctl = [shutil.which("etcdctl") or "/usr/bin/etcdctl", "--endpoints", secured.url]
+        root = ctl + ["--user", "root:r00t-pw"]
+        envv = dict(os.environ, ETCDCTL_API="3")
+        a = backend(env, "ws-a")
+        for argv in (ctl + ["user", "add", "root:r00t-pw"], ctl + ["role", "add", "wsread"],
+                     ctl + ["role", "grant-permission", "wsread", "--prefix=true", "read",
+                            "/secure/ws/"],
+                     ctl + ["user", "add", "wsring:s3cret-pw"],
+                     ctl + ["user", "grant-role", "wsring", "wsread"],
+                     ctl + ["auth", "enable"],
+                     root + ["put", "/secure/ws/ws-a", member_value(a.address)]):
+            subprocess.run(argv, env=envv, check=True, capture_output=True, timeout=20)
+        pw = tmp_path / "etcd.password"
+        pw.write_text("s3cret-pw\n")
+        auth = f"    username wsring\n    password_file {pw}\n"
+        proxy = env.wsring(etcd_body(secured.url, "/secure/ws/", block_extra=auth))
+        wait_members(proxy, [a.name])
+        b = backend(env, "ws-b")
+        subprocess.run(root + ["put", "/secure/ws/ws-b", member_value(b.address)], env=envv,
+                       check=True, capture_output=True, timeout=20)
+        wait_members(proxy, [a.name, b.name], timeout=CONVERGE)
+        assert land(proxy.port, ["u1", "u2", "u3"]).keys() == {"u1", "u2", "u3"}
+
+        pw.write_text("wrong-pw\n")
+        bad = env.wsring(etcd_body(secured.url, "/secure/ws/", block_extra=auth),
+                         expect_healthy=False, name="wsring-badpw")
+        wait_until(lambda: log_lines(bad, "etcd_watch_failed"), 5, "auth failure logged")
+        assert "authentication failed" in log_lines(bad, "etcd_watch_failed")[0]
+        assert ring(bad)["members"] == [] and ring(bad)["watch"]["state"] == "retrying"
+        for p in (proxy, bad):
+            assert "s3cret" not in log(p) and "wrong-pw" not in log(p)
+            assert "s3cret" not in json.dumps(ring(p)) and "wrong-pw" not in json.dumps(ring(p))
+    finally:
+        secured.stop()
+
+
+def test_missing_password_file_refuses_to_start(env, etcd, tmp_path):
+    conf = env.write_conf(f"listen 127.0.0.1:{free_ports(1)[0]}\nadmin off\n" +
+                          etcd_body(etcd.url, "/p/", block_extra=(
+                              f"    username u\n    password_file {tmp_path}/nope\n")), "pw.conf")
+    r = subprocess.run([str(WSRING_BIN), "-c", str(conf)], capture_output=True, text=True,
+                       timeout=20)
+    assert r.returncode == 1, r
+    assert f"etcd password_file {tmp_path}/nope: No such file or directory" in r.stderr, r.stderr
