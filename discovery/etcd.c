@@ -586,7 +586,10 @@ etcd_watch_start(struct event_base *base, struct curl_event *ce, const struct co
     curl_easy_setopt(w->easy, CURLOPT_CONNECTTIMEOUT_MS, ETCD_CONNECT_MS);
     curl_easy_setopt(w->easy, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(w->easy, CURLOPT_USERAGENT, "wsring/" WSRING_VERSION);
+    /* A host that vanished (no FIN, no RST) ends the silent watch in about a minute. */
     curl_easy_setopt(w->easy, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(w->easy, CURLOPT_TCP_KEEPIDLE, 10L);
+    curl_easy_setopt(w->easy, CURLOPT_TCP_KEEPINTVL, 5L);
     curl_easy_setopt(w->easy, CURLOPT_WRITEFUNCTION, etcd_on_body);
     curl_easy_setopt(w->easy, CURLOPT_WRITEDATA, w);
     curl_easy_setopt(w->easy, CURLOPT_ERRORBUFFER, w->errbuf);

@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -43,11 +44,17 @@ class Etcd:
     """One etcd process: start, ready on /health, SIGSTOP/SIGCONT, SIGKILL, restart on the same
     data dir and ports. Its log goes to DIR/etcd.log."""
 
-    def __init__(self, workdir):
+    def __init__(self, workdir, tls=None):
+        """TLS: a Pki; clients then need https, its CA and a client certificate."""
         self.dir = workdir
         self.data = os.path.join(workdir, "data")
         self.client_port, self.peer_port = free_ports(2)
-        self.url = f"http://127.0.0.1:{self.client_port}"
+        self.tls = tls
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.client_port}"
+        self.ctx = None
+        if tls:
+            self.ctx = ssl.create_default_context(cafile=tls.ca)
+            self.ctx.load_cert_chain(tls.client_cert, tls.client_key)
         self.proc = None
         self.log = os.path.join(workdir, "etcd.log")
 
@@ -58,6 +65,9 @@ class Etcd:
                 "--initial-advertise-peer-urls", f"http://127.0.0.1:{self.peer_port}",
                 "--initial-cluster", f"wsring-test=http://127.0.0.1:{self.peer_port}",
                 "--logger=zap", "--log-outputs=stderr", "--log-level=warn"]
+        if self.tls:
+            argv += ["--cert-file", self.tls.server_cert, "--key-file", self.tls.server_key,
+                     "--trusted-ca-file", self.tls.ca, "--client-cert-auth"]
         with open(self.log, "ab") as logf:
             self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=logf,
                                          stdin=subprocess.DEVNULL)
@@ -69,7 +79,8 @@ class Etcd:
             if self.proc.poll() is not None:
                 raise AssertionError(f"etcd exited with {self.proc.returncode}:\n{self.log_text()}")
             try:
-                with urllib.request.urlopen(self.url + "/health", timeout=1) as r:
+                with urllib.request.urlopen(self.url + "/health", timeout=1,
+                                            context=self.ctx) as r:
                     if json.loads(r.read()).get("health") == "true":
                         # the first write may still fail for ~100 ms after /health (REAL-SERVERS)
                         self._retry(lambda: self.put("/wsring-test/ready", "1"), 3.0)
@@ -122,7 +133,7 @@ class Etcd:
         req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(),
                                      headers={"Content-Type": "application/json"}, method="POST")
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:
+            with urllib.request.urlopen(req, timeout=timeout, context=self.ctx) as r:
                 return json.loads(r.read())
         except urllib.error.HTTPError as e:
             raise AssertionError(f"etcd {path} -> {e.code} {e.read()[:300]!r}") from None
@@ -151,6 +162,35 @@ class Etcd:
 
     def compact(self, revision):
         return self.call("/v3/kv/compaction", {"revision": str(revision), "physical": True})
+
+
+class Pki:
+    """A throw-away CA, a server certificate for 127.0.0.1 and a client certificate (openssl)."""
+
+    def __init__(self, workdir):
+        d = workdir
+
+        def run(*argv):
+            subprocess.run(["openssl", *argv], check=True, capture_output=True, timeout=60)
+
+        self.ca, ca_key = os.path.join(d, "ca.pem"), os.path.join(d, "ca-key.pem")
+        run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", ca_key, "-out", self.ca, "-days", "2", "-subj", "/CN=wsring test CA")
+        for who, ext in (("server", "subjectAltName=IP:127.0.0.1\n"
+                                   # etcd 3.4's gateway dials its own gRPC server with this
+                                   # certificate: it must be a client certificate too
+                                   "extendedKeyUsage=serverAuth,clientAuth"),
+                         ("client", "extendedKeyUsage=clientAuth")):
+            key, csr = os.path.join(d, f"{who}-key.pem"), os.path.join(d, f"{who}.csr")
+            cert, extf = os.path.join(d, f"{who}.pem"), os.path.join(d, f"{who}.ext")
+            with open(extf, "w") as f:
+                f.write(ext + "\n")
+            run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", key, "-out", csr, "-subj", f"/CN=wsring test {who}")
+            run("x509", "-req", "-in", csr, "-CA", self.ca, "-CAkey", ca_key, "-CAcreateserial",
+                "-out", cert, "-days", "2", "-extfile", extf)
+            setattr(self, f"{who}_cert", cert)
+            setattr(self, f"{who}_key", key)
 
 
 class Registry:

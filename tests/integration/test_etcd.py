@@ -6,6 +6,7 @@ import itertools
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 
@@ -15,7 +16,7 @@ import websockets
 from consul_helpers import (ConsulDouble, LiveConn, backend, consul_body, hellos, land, log,
                             log_lines, member_ids, owners, register, ring, wait_members,
                             wait_until)
-from etcd_helpers import Etcd, HoldRelay, Registry, member_value, require_etcd
+from etcd_helpers import Etcd, HoldRelay, Pki, Registry, member_value, require_etcd
 from helpers import WSRING_BIN, check_routed, free_ports, ws_url
 
 CONVERGE = 2.0  # seconds: joins and leaves
@@ -422,3 +423,56 @@ def test_missing_password_file_refuses_to_start(env, etcd, tmp_path):
                        timeout=20)
     assert r.returncode == 1, r
     assert f"etcd password_file {tmp_path}/nope: No such file or directory" in r.stderr, r.stderr
+
+
+# 9 ------------------------------------------------------------------------------------------
+def test_etcd_over_tls_with_a_client_certificate(env, tmp_path):
+    """A second etcd serving https only and requiring client certificates: wsring with ca_file,
+    cert_file and key_file follows it; without the client certificate it is refused (logged)."""
+    require_etcd()
+    pki = Pki(str(tmp_path))
+    secured = Etcd(str(tmp_path), tls=pki)
+    secured.start()
+    try:
+        reg = Registry(secured, "/tls/ws/")
+        a = backend(env, "ws-a")
+        reg.register(a)
+        files = (f"    ca_file {pki.ca}\n    cert_file {pki.client_cert}\n"
+                 f"    key_file {pki.client_key}\n")
+        proxy = env.wsring(etcd_body(secured.url, reg.prefix, block_extra=files))
+        wait_members(proxy, [a.name])
+        b = backend(env, "ws-b")
+        reg.register(b)
+        wait_members(proxy, [a.name, b.name], timeout=CONVERGE)
+        assert ring(proxy)["watch"]["endpoint"].startswith("https://")
+
+        nocert = env.wsring(etcd_body(secured.url, reg.prefix,
+                                      block_extra=f"    ca_file {pki.ca}\n"),
+                            expect_healthy=False, name="wsring-nocert")
+        wait_until(lambda: log_lines(nocert, "etcd_watch_failed"), 10, "TLS refusal logged")
+        assert ring(nocert)["members"] == []
+    finally:
+        secured.stop()
+
+
+# 10 -----------------------------------------------------------------------------------------
+def test_sighup_restarts_the_watch_on_the_new_prefix(env, etcd, reg):
+    a, b = backend(env, "ws-a"), backend(env, "ws-b")
+    reg.register(a)
+    other = Registry(etcd, reg.prefix.rstrip("/") + "-other/")
+    other.register(b)
+    proxy = env.wsring(etcd_body(etcd.url, reg.prefix))
+    wait_members(proxy, [a.name])
+    text = proxy.conf_path.read_text()
+    proxy.conf_path.write_text(text.replace(f"prefix {reg.prefix}", f"prefix {other.prefix}"))
+    os.kill(proxy.pid, signal.SIGHUP)
+    wait_members(proxy, [b.name], timeout=CONVERGE)
+    assert ring(proxy)["watch"]["prefix"] == other.prefix
+    assert land(proxy.port, ["u1"]) == {"u1": b.name}
+    # changing the source itself needs a restart: refused, the etcd watch goes on
+    proxy.conf_path.write_text(text.replace("discovery etcd", "discovery static").split("etcd {")[0])
+    os.kill(proxy.pid, signal.SIGHUP)
+    wait_until(lambda: log_lines(proxy, "reload_failed"), 3, "reload refused")
+    c = backend(env, "ws-c")
+    other.register(c)
+    wait_members(proxy, [b.name, c.name], timeout=CONVERGE)
