@@ -469,8 +469,11 @@ etcd_on_done(CURL *easy, CURLcode result, void *arg)
     if (code == 401 ||
         (code != 200 && w->token != NULL &&
          etcd_parse_error(w->body, w->body_len, NULL, 0) == ETCD_CODE_UNAUTHENTICATED)) {
-        free(w->token); /* expired or revoked: authenticate again */
+        /* Expired, revoked, or a restarted etcd forgot it: authenticate again, without it. */
+        memset(w->token, 0, strlen(w->token));
+        free(w->token);
         w->token = NULL;
+        etcd_set_headers(w); /* on ENOMEM the old list stays: refused again, retried */
     }
     if (code != 200) {
         snprintf(what, sizeof(what), "HTTP %ld from etcd on %s: %s", code,

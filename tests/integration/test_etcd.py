@@ -402,6 +402,17 @@ def test_etcd_auth_token_from_a_password_file(env, tmp_path):
         wait_members(proxy, [a.name, b.name], timeout=CONVERGE)
         assert land(proxy.port, ["u1", "u2", "u3"]).keys() == {"u1", "u2", "u3"}
 
+        # a restarted etcd forgets its tokens: wsring is refused once, authenticates again
+        secured.sigkill()
+        secured.start()
+        t_back = time.monotonic()
+        c = backend(env, "ws-c")
+        subprocess.run(root + ["put", "/secure/ws/ws-c", member_value(c.address)], env=envv,
+                       check=True, capture_output=True, timeout=20)
+        wait_members(proxy, [a.name, b.name, c.name], timeout=RECOVER + 2)
+        print(f"followed a restarted etcd with auth {time.monotonic() - t_back:.2f}s after it "
+              "was back")
+
         pw.write_text("wrong-pw\n")
         bad = env.wsring(etcd_body(secured.url, "/secure/ws/", block_extra=auth),
                          expect_healthy=False, name="wsring-badpw")
