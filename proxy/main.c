@@ -396,6 +396,7 @@ main_fill_metrics(struct metrics_main *m, void *arg)
     m->members = route->nbackends;
     m->ring_changes = publisher_changes(st->publisher);
     m->watch_up = -1;
+    m->watch_source = st->conf->discovery == CONF_DISCOVERY_ETCD ? "etcd" : "consul";
     if (st->watch != NULL) {
         consul_watch_counts(st->watch, &m->watch_up, &m->watch_queries, &m->watch_errors,
                             &m->watch_empty);

@@ -17,7 +17,7 @@ from consul_helpers import (ConsulDouble, LiveConn, backend, consul_body, hellos
                             log_lines, member_ids, owners, register, ring, wait_members,
                             wait_until)
 from etcd_helpers import Etcd, HoldRelay, Pki, Registry, member_value, require_etcd
-from helpers import WSRING_BIN, check_routed, free_ports, ws_url
+from helpers import WSRING_BIN, check_routed, free_ports, http_get, ws_url
 
 CONVERGE = 2.0  # seconds: joins and leaves
 RECOVER = 5.0   # seconds: following etcd again once it is back
@@ -90,6 +90,12 @@ def changes(proxy):
     return log_lines(proxy, "ring_changed")
 
 
+def metrics(proxy):
+    status, body = http_get(proxy.admin_port, "/metrics")
+    assert status == 200
+    return body.decode()
+
+
 # 1 ------------------------------------------------------------------------------------------
 def test_join_deregister_and_lease_expiry_within_2s(env, etcd, reg):
     bs = start(env, reg, ["ws-a", "ws-b"])
@@ -138,6 +144,8 @@ def test_join_deregister_and_lease_expiry_within_2s(env, etcd, reg):
     t_expire = time.monotonic() - t_gone
     assert owners(proxy, USERS) == before
     assert any(f"removed={short.name}" in ln for ln in changes(proxy)), log(proxy)
+    m = metrics(proxy)
+    assert 'wsring_discovery_up{source="etcd"} 1' in m and 'source="etcd"} 1\n' in m, m
     print(f"convergence: join {t_join:.2f}s, deregister {t_leave:.2f}s, "
           f"lease expiry {t_expire:.2f}s after etcd deleted the key")
     assert t_join <= CONVERGE and t_leave <= CONVERGE and t_expire <= CONVERGE
@@ -284,6 +292,9 @@ def test_restart_with_etcd_down_routes_on_the_state_file(env, etcd, reg, tmp_pat
         assert land(again.port, few) == landed0
         assert log_lines(again, "state_file_in_force"), log(again)
         assert ring(again)["watch"]["state"] == "retrying"
+        m = metrics(again)
+        assert 'hash="ring",source="state_file"} 1' in m, m
+        assert 'wsring_discovery_up{source="etcd"} 0' in m, m
         print(f"saved set in force {took:.2f}s after start; 1,000 owners and 12 connections "
               "as before")
     finally:
