@@ -33,6 +33,7 @@
 #define ETCD_ERROR_LEN            200
 #define ETCD_PASSWORD_MAX         1024
 #define ETCD_CODE_UNAUTHENTICATED 16 /* gRPC: the token expired or was revoked */
+#define ETCD_LOG_EVERY_S          10 /* while retrying, a changed error is logged at most this often */
 
 enum etcd_state {
     ETCD_STARTING = 0, /* no answer yet */
@@ -77,6 +78,7 @@ struct etcd_watch {
     unsigned failures; /* consecutive */
     enum etcd_state state;
     time_t state_since;
+    time_t logged; /* when a failure was last logged */
     char error[ETCD_ERROR_LEN];
     uint64_t nrequests, nerrors, nempty, ncompactions, nevents;
 };
@@ -126,7 +128,10 @@ etcd_fail(struct etcd_watch *w, const char *what)
 {
     w->nerrors++;
     w->failures++;
-    if (w->state != ETCD_RETRYING || strcmp(w->error, what) != 0) {
+    /* Per state change; a new error only every so often (failover alternates endpoints). */
+    if (w->state != ETCD_RETRYING ||
+        (strcmp(w->error, what) != 0 && time(NULL) - w->logged >= ETCD_LOG_EVERY_S)) {
+        w->logged = time(NULL);
         log_msg(LOG_WARN,
                 "event=etcd_watch_failed endpoint=%s prefix=%s error=\"%s\" action=\"keeping the "
                 "last good ring, retrying\"",
