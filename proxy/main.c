@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -564,6 +565,8 @@ main(int argc, char **argv)
         conf_destroy(conf);
         return 0;
     }
+    /* Back-off jitter and the first etcd endpoint: proxies of a fleet must not move in step. */
+    srand((unsigned)time(NULL) ^ ((unsigned)getpid() << 16));
     signal(SIGPIPE, SIG_IGN);
     event_set_log_callback(main_on_libevent_log);
     main_raise_nofile();
