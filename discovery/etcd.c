@@ -210,7 +210,7 @@ etcd_body_text(struct etcd_watch *w)
     return w->body;
 }
 
-/* One line of the watch stream. Returns false to cut the stream (w->error says why). */
+/* One line of the watch stream. Returns false to cut it (relist, or w->cut says what broke). */
 static bool
 etcd_on_watch_line(struct etcd_watch *w, const char *line, size_t len)
 {
