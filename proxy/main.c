@@ -81,6 +81,19 @@ main_raise_nofile(void)
     }
 }
 
+/* The name of CONF's member source, as /ring, the log and the metrics show it. */
+static const char *
+main_source_name(const struct conf *conf)
+{
+    static const char *const names[CONF_DISCOVERY_COUNT] = {
+        [CONF_DISCOVERY_STATIC] = "static",
+        [CONF_DISCOVERY_CONSUL] = "consul",
+        [CONF_DISCOVERY_ETCD] = "etcd",
+    };
+
+    return names[conf->discovery];
+}
+
 /* The route wsring starts with: the static members, or an empty ring until the source answers. */
 static struct route *
 main_first_route(struct settings *settings)
@@ -397,7 +410,7 @@ main_fill_metrics(struct metrics_main *m, void *arg)
     m->members = route->nbackends;
     m->ring_changes = publisher_changes(st->publisher);
     m->watch_up = -1;
-    m->watch_source = st->conf->discovery == CONF_DISCOVERY_ETCD ? "etcd" : "consul";
+    m->watch_source = main_source_name(st->conf);
     if (st->watch != NULL) {
         consul_watch_counts(st->watch, &m->watch_up, &m->watch_queries, &m->watch_errors,
                             &m->watch_empty);
@@ -448,9 +461,7 @@ main_run(struct settings *settings, const char *conf_path)
     const struct conf *conf = st.conf;
     struct event *sigs[3] = { NULL, NULL, NULL };
     struct route *first = main_first_route(settings);
-    const char *source = conf->discovery == CONF_DISCOVERY_CONSUL ? "consul"
-                         : conf->discovery == CONF_DISCOVERY_ETCD ? "etcd"
-                                                                  : "static";
+    const char *source = main_source_name(conf);
     char err[256];
     int rc = 1;
 
