@@ -204,13 +204,23 @@ publisher_set_state_file(struct publisher *p, struct event_base *base, const cha
     char err[512], quoted[1024];
     struct member_set *set;
 
+    bool moved = path == NULL || p->state_file == NULL || strcmp(path, p->state_file) != 0;
+
     if (path != NULL && copy == NULL) {
         return -1;
     }
     free(p->state_file);
     p->state_file = copy;
     if (base == NULL || path == NULL) {
-        return 0; /* a reload: only the path changes */
+        /* A reload: a new path gets the members in force at once, if the source gave them. */
+        if (moved) {
+            member_set_destroy(p->saved);
+            p->saved = NULL;
+            if (p->offered && p->source_now == p->source) {
+                publisher_save(p);
+            }
+        }
+        return 0;
     }
     if (access(path, F_OK) != 0 && errno == ENOENT) {
         log_msg(LOG_INFO,

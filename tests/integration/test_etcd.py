@@ -491,6 +491,13 @@ def test_sighup_restarts_the_watch_on_the_new_prefix(env, etcd, reg):
     wait_members(proxy, [b.name], timeout=CONVERGE)
     assert ring(proxy)["watch"]["prefix"] == other.prefix
     assert land(proxy.port, ["u1"]) == {"u1": b.name}
+    # a state_file added by a reload gets the members in force at once
+    state = proxy.conf_path.parent / "reloaded-members.json"
+    text = proxy.conf_path.read_text()
+    proxy.conf_path.write_text(text.replace("discovery etcd\n", f"discovery etcd\nstate_file {state}\n"))
+    os.kill(proxy.pid, signal.SIGHUP)
+    wait_until(lambda: state.exists() and [m["id"] for m in json.loads(state.read_text())["members"]]
+               == [b.name], 3, "state file written after the reload")
     # changing the source itself needs a restart: refused, the etcd watch goes on
     proxy.conf_path.write_text(text.replace("discovery etcd", "discovery static").split("etcd {")[0])
     os.kill(proxy.pid, signal.SIGHUP)
