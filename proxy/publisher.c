@@ -201,10 +201,9 @@ publisher_set_state_file(struct publisher *p, struct event_base *base, const cha
     char *copy = path != NULL ? strdup(path) : NULL;
     struct timeval tv = { .tv_sec = (time_t)(grace_ms / 1000),
                           .tv_usec = (suseconds_t)(grace_ms % 1000) * 1000 };
+    bool moved = path == NULL || p->state_file == NULL || strcmp(path, p->state_file) != 0;
     char err[512], quoted[1024];
     struct member_set *set;
-
-    bool moved = path == NULL || p->state_file == NULL || strcmp(path, p->state_file) != 0;
 
     if (path != NULL && copy == NULL) {
         return -1;
