@@ -47,6 +47,8 @@
 #define CONF_CONSUL_MAX       255 /* longest service, datacenter or tag */
 #define CONF_TAGS_MAX         16
 #define CONF_ROUTE_PREFIX_MAX 1024 /* longest route path */
+#define CONF_ENDPOINTS_MAX    16
+#define CONF_PREFIX_MAX       512 /* bytes of an etcd key prefix */
 
 /* Parses ARGS into FIELD. Returns NULL, or what is wrong ("is not a duration"). */
 typedef const char *(*conf_set_fn)(void *field, char **args, int nargs);
@@ -110,6 +112,9 @@ static const char *conf_set_consul_retry_max(void *field, char **args, int nargs
 static const char *conf_set_send_proxy(void *field, char **args, int nargs);
 static const char *conf_set_jwt_word(void *field, char **args, int nargs);
 static const char *conf_set_jwt_leeway(void *field, char **args, int nargs);
+static const char *conf_add_etcd_endpoint(void *field, char **args, int nargs);
+static const char *conf_set_etcd_prefix(void *field, char **args, int nargs);
+static const char *conf_set_etcd_username(void *field, char **args, int nargs);
 
 #define FIELD(f) offsetof(struct conf, f)
 #define WHOLE    0 /* conf_add_* append to arrays and see their section's whole struct */
@@ -148,6 +153,8 @@ static const struct conf_directive conf_directives[] = {
     { "jwt_audience",      1, 1, conf_set_jwt_word,     FIELD(jwt_audience),          NULL,             0 },
     { "jwt_issuer",        1, 1, conf_set_jwt_word,     FIELD(jwt_issuer),            NULL,             0 },
     { "jwt_leeway",        1, 1, conf_set_jwt_leeway,   FIELD(jwt_leeway_ms),         "60s",            0 },
+    { "etcd",              0, 0, NULL,                  FIELD(etcd),                  NULL,             BLK },
+    { "state_file",        1, 1, conf_set_path,         FIELD(state_file),            NULL,             0 },
 };
 
 #define CFIELD(f) offsetof(struct conf_consul, f)
@@ -168,11 +175,26 @@ static const struct conf_directive conf_consul_directives[] = {
     { "stale",             1, 1, conf_set_flag,              CFIELD(stale),          "on",    0 },
     { "register",          1, 1, conf_set_flag,              CFIELD(register_self),  "off",   0 },
 };
+
+#define EFIELD(f) offsetof(struct conf_etcd, f)
+
+/* The `etcd { }` block; offsets are within struct conf_etcd. */
+static const struct conf_directive conf_etcd_directives[] = {
+    /* name               args  parser                     field                   default                  flags */
+    { "endpoints",         1, 1, conf_add_etcd_endpoint,     WHOLE,                  "http://127.0.0.1:2379", REP },
+    { "prefix",            1, 1, conf_set_etcd_prefix,       EFIELD(prefix),         NULL,                    REQ },
+    { "ca_file",           1, 1, conf_set_path,              EFIELD(ca_file),        NULL,                    0 },
+    { "cert_file",         1, 1, conf_set_path,              EFIELD(cert_file),      NULL,                    0 },
+    { "key_file",          1, 1, conf_set_path,              EFIELD(key_file),       NULL,                    0 },
+    { "username",          1, 1, conf_set_etcd_username,     EFIELD(username),       NULL,                    0 },
+    { "password_file",     1, 1, conf_set_path,              EFIELD(password_file),  NULL,                    0 },
+};
 /* clang-format on */
 
 enum conf_section_id {
     CONF_SECTION_TOP = 0, /* the lines outside any block */
     CONF_SECTION_CONSUL,
+    CONF_SECTION_ETCD,
     CONF_SECTION_COUNT /* must stay last */
 };
 
@@ -187,15 +209,20 @@ struct conf_section {
 };
 
 static int conf_check_consul(struct conf_parser *p);
+static int conf_check_etcd(struct conf_parser *p);
 
 static const struct conf_section conf_sections[CONF_SECTION_COUNT] = {
     [CONF_SECTION_TOP] = { NULL, conf_directives, ARRAY_LEN(conf_directives), NULL },
     [CONF_SECTION_CONSUL] = { "consul", conf_consul_directives, ARRAY_LEN(conf_consul_directives),
                               conf_check_consul },
+    [CONF_SECTION_ETCD] = { "etcd", conf_etcd_directives, ARRAY_LEN(conf_etcd_directives),
+                            conf_check_etcd },
 };
 
 _Static_assert(ARRAY_LEN(conf_directives) <= CONF_SECTION_MAX, "raise CONF_SECTION_MAX");
 _Static_assert(ARRAY_LEN(conf_consul_directives) <= CONF_SECTION_MAX, "raise CONF_SECTION_MAX");
+_Static_assert(ARRAY_LEN(conf_etcd_directives) <= CONF_SECTION_MAX, "raise CONF_SECTION_MAX");
+_Static_assert(CONF_ENDPOINTS_MAX == 16 && CONF_PREFIX_MAX == 512, "update the etcd messages");
 
 /* The range texts in the messages below. */
 _Static_assert(RING_MAX_VNODES == 10000, "update the vnodes message");
@@ -514,12 +541,13 @@ conf_set_discovery(void *field, char **args, int nargs)
     static const char *const names[CONF_DISCOVERY_COUNT] = {
         [CONF_DISCOVERY_STATIC] = "static",
         [CONF_DISCOVERY_CONSUL] = "consul",
+        [CONF_DISCOVERY_ETCD] = "etcd",
     };
     int i = conf_pick(args[0], names, CONF_DISCOVERY_COUNT);
 
     (void)nargs;
     if (i < 0) {
-        return "is not a supported source (use static or consul)";
+        return "is not a supported source (use static, consul or etcd)";
     }
     *(enum conf_discovery *)field = (enum conf_discovery)i;
     return NULL;
@@ -809,6 +837,61 @@ conf_set_consul_retry_max(void *field, char **args, int nargs)
     (void)nargs;
     return conf_msec_between(args[0], 100, 60 * 1000, "is shorter than 100ms", "is longer than 1m",
                              field);
+}
+
+/* ---- the etcd block -------------------------------------------------------- */
+
+/* Repeatable: the endpoints of one cluster, tried in turn when one fails. */
+static const char *
+conf_add_etcd_endpoint(void *field, char **args, int nargs)
+{
+    struct conf_etcd *etcd = field;
+    char *url = NULL, **slot;
+    const char *what = conf_value_base_url(args[0], strlen(args[0]), &url);
+
+    (void)nargs;
+    if (what != NULL) {
+        return what;
+    }
+    for (size_t i = 0; i < etcd->nendpoints; i++) {
+        if (strcmp(etcd->endpoints[i], url) == 0) {
+            free(url);
+            return "is a duplicate";
+        }
+    }
+    if (etcd->nendpoints == CONF_ENDPOINTS_MAX) {
+        free(url);
+        return "is one endpoint too many (at most 16)";
+    }
+    slot = conf_append((void **)&etcd->endpoints, etcd->nendpoints, sizeof(*slot));
+    if (slot == NULL) {
+        free(url);
+        return conf_value_enomem;
+    }
+    *slot = url;
+    etcd->nendpoints++;
+    return NULL;
+}
+
+/* The key prefix: visible ASCII (it shows up in logs and /ring), 1..512 bytes. */
+static const char *
+conf_set_etcd_prefix(void *field, char **args, int nargs)
+{
+    (void)nargs;
+    if (!conf_is_visible(args[0]) || strlen(args[0]) > CONF_PREFIX_MAX) {
+        return "is not a key prefix (visible ASCII only; at most 512 bytes)";
+    }
+    return conf_set_string(field, args[0]);
+}
+
+static const char *
+conf_set_etcd_username(void *field, char **args, int nargs)
+{
+    (void)nargs;
+    if (!conf_is_visible(args[0]) || strlen(args[0]) > CONF_CONSUL_MAX) {
+        return "is not a user name (visible ASCII only; at most 255)";
+    }
+    return conf_set_string(field, args[0]);
 }
 
 /* ---- edge: send_proxy, jwt_* (DESIGN §12) -------------------------------- */
@@ -1251,25 +1334,69 @@ conf_check_consul(struct conf_parser *p)
     return 0;
 }
 
+/* The etcd block, on its "{" line: TLS client files and credentials come in pairs. */
+static int
+conf_check_etcd(struct conf_parser *p)
+{
+    const struct conf_etcd *etcd = &p->conf->etcd;
+
+    if ((etcd->cert_file == NULL) != (etcd->key_file == NULL)) {
+        return conf_error(p, "block \"etcd\" has %s but no %s (give both or neither)",
+                          etcd->cert_file != NULL ? "cert_file" : "key_file",
+                          etcd->cert_file != NULL ? "key_file" : "cert_file");
+    }
+    if ((etcd->username == NULL) != (etcd->password_file == NULL)) {
+        return conf_error(p, "block \"etcd\" has %s but no %s (give both or neither)",
+                          etcd->username != NULL ? "username" : "password_file",
+                          etcd->username != NULL ? "password_file" : "username");
+    }
+    return 0;
+}
+
+/* The source names of the discovery line, for messages. */
+static const char *const conf_discovery_names[CONF_DISCOVERY_COUNT] = {
+    [CONF_DISCOVERY_STATIC] = "static",
+    [CONF_DISCOVERY_CONSUL] = "consul",
+    [CONF_DISCOVERY_ETCD] = "etcd",
+};
+
+/* Each source that has a block: the block must be there with it, and only with it. */
+static int
+conf_check_source_block(struct conf_parser *p, enum conf_discovery source)
+{
+    const char *name = conf_discovery_names[source];
+    unsigned block = conf_seen_line(p, CONF_SECTION_TOP, name);
+
+    if (p->conf->discovery != source && block != 0) {
+        p->line = block;
+        return conf_error(p, "the %s block needs \"discovery %s\" (discovery is %s)", name, name,
+                          conf_discovery_names[p->conf->discovery]);
+    }
+    if (p->conf->discovery == source && block == 0) {
+        p->line = conf_seen_line(p, CONF_SECTION_TOP, "discovery");
+        return conf_error(p, "\"discovery %s\" needs a \"%s {\" ... \"}\" block", name, name);
+    }
+    return 0;
+}
+
 /* The member source and its lines must agree: never accept a block or a line that does nothing. */
 static int
 conf_check_discovery(struct conf_parser *p)
 {
-    unsigned discovery = conf_seen_line(p, CONF_SECTION_TOP, "discovery");
-    unsigned block = conf_seen_line(p, CONF_SECTION_TOP, "consul");
     unsigned backend = conf_seen_line(p, CONF_SECTION_TOP, "backend");
+    unsigned state_file = conf_seen_line(p, CONF_SECTION_TOP, "state_file");
 
-    if (p->conf->discovery != CONF_DISCOVERY_CONSUL) {
-        if (block != 0) {
-            p->line = block;
-            return conf_error(p,
-                              "the consul block needs \"discovery consul\" (discovery is static)");
+    if (conf_check_source_block(p, CONF_DISCOVERY_CONSUL) != 0 ||
+        conf_check_source_block(p, CONF_DISCOVERY_ETCD) != 0) {
+        return -1;
+    }
+    if (p->conf->discovery == CONF_DISCOVERY_STATIC) {
+        if (state_file != 0) {
+            p->line = state_file;
+            return conf_error(p, "state_file is used only with a discovery source (discovery is "
+                                 "static: the members are in this file)");
         }
         return 0;
-    }
-    if (block == 0) {
-        p->line = discovery;
-        return conf_error(p, "\"discovery consul\" needs a \"consul {\" ... \"}\" block");
     }
     if (backend != 0) {
         p->line = backend;
@@ -1459,6 +1586,17 @@ conf_destroy(struct conf *conf)
     free(conf->jwt_key_file);
     free(conf->jwt_audience);
     free(conf->jwt_issuer);
+    for (size_t i = 0; i < conf->etcd.nendpoints; i++) {
+        free(conf->etcd.endpoints[i]);
+    }
+    free(conf->etcd.endpoints);
+    free(conf->etcd.prefix);
+    free(conf->etcd.ca_file);
+    free(conf->etcd.cert_file);
+    free(conf->etcd.key_file);
+    free(conf->etcd.username);
+    free(conf->etcd.password_file);
+    free(conf->state_file);
     free(conf->listen);
     free(conf->keys);
     free(conf->backends);

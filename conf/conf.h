@@ -58,6 +58,7 @@ enum conf_send_proxy {
 enum conf_discovery {
     CONF_DISCOVERY_STATIC = 0, /* `backend` lines */
     CONF_DISCOVERY_CONSUL,     /* the `consul { }` block: a health watch (DESIGN §5) */
+    CONF_DISCOVERY_ETCD,       /* the `etcd { }` block: list-then-watch of a prefix (DESIGN §11) */
     CONF_DISCOVERY_COUNT       /* must stay last */
 };
 
@@ -80,6 +81,18 @@ struct conf_consul {
     uint64_t retry_max_ms; /* cap of the error back-off; default 1s */
     bool stale;            /* ?stale reads; default on */
     bool register_self;    /* `register on`: register wsring with the local agent */
+};
+
+/* The `etcd { }` block (DESIGN §9, §11). conf is pure: discovery/etcd.c reads the files. */
+struct conf_etcd {
+    char **endpoints; /* owned array of nendpoints "http(s)://host:port"; tried in turn */
+    size_t nendpoints;
+    char *prefix;        /* owned; required; members are the keys under it */
+    char *ca_file;       /* owned or NULL */
+    char *cert_file;     /* owned or NULL; client certificate (with key_file) */
+    char *key_file;      /* owned or NULL */
+    char *username;      /* owned or NULL; with password_file: auth/authenticate for a token */
+    char *password_file; /* owned or NULL */
 };
 
 struct conf_backend {
@@ -141,7 +154,10 @@ struct conf {
     uint64_t jwt_leeway_ms;     /* clock skew allowed on exp and nbf; default 60s */
 
     enum conf_discovery discovery;
-    struct conf_consul consul;     /* meaningful with CONF_DISCOVERY_CONSUL */
+    struct conf_consul consul; /* meaningful with CONF_DISCOVERY_CONSUL */
+    struct conf_etcd etcd;     /* meaningful with CONF_DISCOVERY_ETCD */
+    char *state_file; /* owned or NULL; last accepted member set, used at start if the source is
+                         down */
     struct conf_backend *backends; /* owned array of nbackends */
     size_t nbackends;
 };

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -18,6 +19,7 @@
 #include "discovery/consul.h"
 #include "discovery/consul_register.h"
 #include "discovery/curl_event.h"
+#include "discovery/etcd.h"
 #include "proxy/admin.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
@@ -30,8 +32,9 @@
 #include "proxy/worker.h"
 #include "ring/ring.h"
 
-#define MAIN_DEFAULT_CONF "/etc/wsring/proxy.conf"
-#define MAIN_MAX_WORKERS  64
+#define MAIN_DEFAULT_CONF   "/etc/wsring/proxy.conf"
+#define MAIN_MAX_WORKERS    64
+#define MAIN_STATE_GRACE_MS 1000 /* a source silent this long at start: route on the saved set */
 
 struct main_state {
     struct event_base *base;
@@ -49,6 +52,7 @@ struct main_state {
     struct publisher *publisher; /* owned; holds the current route */
     struct curl_event *curl;     /* owned or NULL; the Consul watch's transport */
     struct consul_watch *watch;  /* owned or NULL */
+    struct etcd_watch *etcd;     /* owned or NULL */
     struct consul_register *reg; /* owned or NULL; `register on` */
     struct worker *workers[MAIN_MAX_WORKERS];
     unsigned nworkers; /* created */
@@ -75,6 +79,19 @@ main_raise_nofile(void)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
+}
+
+/* The name of CONF's member source, as /ring, the log and the metrics show it. */
+static const char *
+main_source_name(const struct conf *conf)
+{
+    static const char *const names[CONF_DISCOVERY_COUNT] = {
+        [CONF_DISCOVERY_STATIC] = "static",
+        [CONF_DISCOVERY_CONSUL] = "consul",
+        [CONF_DISCOVERY_ETCD] = "etcd",
+    };
+
+    return names[conf->discovery];
 }
 
 /* The route wsring starts with: the static members, or an empty ring until the source answers. */
@@ -109,11 +126,28 @@ main_watch_status(void *arg)
     return consul_watch_status(arg);
 }
 
+static json_t *
+main_etcd_status(void *arg)
+{
+    return etcd_watch_status(arg);
+}
+
+/* Starts the watch of the configured source (consul or etcd) on the conf in force. */
 static int
 main_start_watch(struct main_state *st)
 {
     char err[256];
 
+    if (st->conf->discovery == CONF_DISCOVERY_ETCD) {
+        st->etcd = etcd_watch_start(st->base, st->curl, st->conf, publisher_offer, st->publisher,
+                                    err, sizeof(err));
+        if (st->etcd == NULL) {
+            log_msg(LOG_ERROR, "event=etcd_watch_failed error=\"%s\"", err);
+            return -1;
+        }
+        publisher_set_status(st->publisher, main_etcd_status, st->etcd);
+        return 0;
+    }
     st->watch = consul_watch_start(st->base, st->curl, st->conf, publisher_offer, st->publisher,
                                    err, sizeof(err));
     if (st->watch == NULL) {
@@ -124,14 +158,31 @@ main_start_watch(struct main_state *st)
     return 0;
 }
 
+static void
+main_stop_watch(struct main_state *st)
+{
+    publisher_set_status(st->publisher, NULL, NULL);
+    consul_watch_stop(st->watch);
+    st->watch = NULL;
+    etcd_watch_stop(st->etcd);
+    st->etcd = NULL;
+}
+
 /* Starts the member source; static members are already in the first route. */
 static int
 main_start_source(struct main_state *st)
 {
     char err[256];
 
-    if (st->conf->discovery != CONF_DISCOVERY_CONSUL) {
+    if (st->conf->discovery == CONF_DISCOVERY_STATIC) {
         return 0;
+    }
+    /* Before the source starts: its first answer cancels the saved set's grace timer. */
+    if (st->conf->state_file != NULL &&
+        publisher_set_state_file(st->publisher, st->base, st->conf->state_file,
+                                 MAIN_STATE_GRACE_MS) == -1) {
+        log_msg(LOG_ERROR, "event=start_failed error=\"out of memory\"");
+        return -1;
     }
     st->curl = curl_event_create(st->base);
     if (st->curl == NULL) {
@@ -141,7 +192,7 @@ main_start_source(struct main_state *st)
     if (main_start_watch(st) == -1) {
         return -1;
     }
-    if (st->conf->consul.register_self) {
+    if (st->conf->discovery == CONF_DISCOVERY_CONSUL && st->conf->consul.register_self) {
         st->reg = consul_register_start(st->base, st->curl, st->conf, err, sizeof(err));
         if (st->reg == NULL) {
             log_msg(LOG_ERROR, "event=start_failed error=\"%s\"", err);
@@ -192,6 +243,7 @@ main_stop(struct main_state *st)
 {
     consul_register_stop(st->reg); /* first: stop being sent new clients */
     consul_watch_stop(st->watch);
+    etcd_watch_stop(st->etcd);
     curl_event_destroy(st->curl);
     for (unsigned i = 0; i < st->nworkers; i++) {
         if (i < st->nstarted) {
@@ -331,12 +383,11 @@ main_reload(struct main_state *st)
     settings_unref(st->settings);
     st->settings = settings;
     st->conf = conf;
-    if (conf->discovery == CONF_DISCOVERY_CONSUL) {
+    if (conf->discovery != CONF_DISCOVERY_STATIC) {
         /* The watch reads the conf it was started with: start over on the new one. */
-        consul_watch_stop(st->watch);
-        st->watch = NULL;
-        publisher_set_status(st->publisher, NULL, NULL);
+        main_stop_watch(st);
         main_start_watch(st);
+        publisher_set_state_file(st->publisher, NULL, conf->state_file, 0);
     }
     log_msg(LOG_INFO, "event=reloaded conf=%s ring=%s", st->conf_path,
             (*publisher_current(st->publisher))->fingerprint);
@@ -357,9 +408,14 @@ main_fill_metrics(struct metrics_main *m, void *arg)
     m->members = route->nbackends;
     m->ring_changes = publisher_changes(st->publisher);
     m->watch_up = -1;
+    m->watch_source = main_source_name(st->conf);
     if (st->watch != NULL) {
         consul_watch_counts(st->watch, &m->watch_up, &m->watch_queries, &m->watch_errors,
                             &m->watch_empty);
+    }
+    if (st->etcd != NULL) {
+        etcd_watch_counts(st->etcd, &m->watch_up, &m->watch_queries, &m->watch_errors,
+                          &m->watch_empty);
     }
     m->reloads_ok = st->reloads_ok;
     m->reloads_failed = st->reloads_failed;
@@ -403,7 +459,7 @@ main_run(struct settings *settings, const char *conf_path)
     const struct conf *conf = st.conf;
     struct event *sigs[3] = { NULL, NULL, NULL };
     struct route *first = main_first_route(settings);
-    const char *source = conf->discovery == CONF_DISCOVERY_CONSUL ? "consul" : "static";
+    const char *source = main_source_name(conf);
     char err[256];
     int rc = 1;
 
@@ -517,6 +573,8 @@ main(int argc, char **argv)
         settings_unref(settings);
         return 0;
     }
+    /* Back-off jitter and the first etcd endpoint: proxies of a fleet must not move in step. */
+    srand((unsigned)time(NULL) ^ ((unsigned)getpid() << 16));
     signal(SIGPIPE, SIG_IGN);
     event_set_log_callback(main_on_libevent_log);
     main_raise_nofile();

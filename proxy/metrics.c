@@ -152,18 +152,19 @@ metrics_ring(struct evbuffer *out, const struct metrics_main *m)
     if (m->watch_up >= 0) {
         metrics_head(out, "wsring_discovery_up", "gauge",
                      "1 when the last discovery query succeeded, 0 while retrying.");
-        evbuffer_add_printf(out, "wsring_discovery_up{source=\"%s\"} %d\n", m->source, m->watch_up);
+        evbuffer_add_printf(out, "wsring_discovery_up{source=\"%s\"} %d\n", m->watch_source,
+                            m->watch_up);
         metrics_head(out, "wsring_discovery_queries_total", "counter", "Discovery queries sent.");
-        evbuffer_add_printf(out, "wsring_discovery_queries_total{source=\"%s\"} %llu\n", m->source,
-                            (unsigned long long)m->watch_queries);
+        evbuffer_add_printf(out, "wsring_discovery_queries_total{source=\"%s\"} %llu\n",
+                            m->watch_source, (unsigned long long)m->watch_queries);
         metrics_head(out, "wsring_discovery_errors_total", "counter",
                      "Discovery queries that failed (the last good ring was kept).");
-        evbuffer_add_printf(out, "wsring_discovery_errors_total{source=\"%s\"} %llu\n", m->source,
-                            (unsigned long long)m->watch_errors);
+        evbuffer_add_printf(out, "wsring_discovery_errors_total{source=\"%s\"} %llu\n",
+                            m->watch_source, (unsigned long long)m->watch_errors);
         metrics_head(out, "wsring_discovery_empty_answers_total", "counter",
                      "Answers with no passing instance (ignored: the last good ring was kept).");
         evbuffer_add_printf(out, "wsring_discovery_empty_answers_total{source=\"%s\"} %llu\n",
-                            m->source, (unsigned long long)m->watch_empty);
+                            m->watch_source, (unsigned long long)m->watch_empty);
     }
     metrics_head(out, "wsring_config_reloads_total", "counter", "SIGHUP reloads, by result.");
     evbuffer_add_printf(out, "wsring_config_reloads_total{result=\"ok\"} %llu\n",

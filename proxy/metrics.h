@@ -44,7 +44,9 @@ struct metrics_main {
     const char *hash;        /* "ring", "rendezvous" */
     size_t members;
     uint64_t ring_changes;
-    int watch_up; /* 1 ok, 0 failing, -1 no watch */
+    const char *watch_source; /* the source being watched ("consul", "etcd"), even while the
+                                 ring in force came from its state_file */
+    int watch_up;             /* 1 ok, 0 failing, -1 no watch */
     uint64_t watch_queries;
     uint64_t watch_errors;
     uint64_t watch_empty;

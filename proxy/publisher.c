@@ -1,14 +1,17 @@
 /* Member sets -> debounced, built, logged, published routes (DESIGN §5). */
 #include "proxy/publisher.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
 #include "conf/conf.h"
+#include "discovery/state_file.h"
 #include "proxy/log.h"
 #include "proxy/route.h"
 #include "ring/member_set.h"
@@ -19,7 +22,8 @@
 struct publisher {
     const struct conf *conf;     /* borrowed; outlives the publisher */
     struct route *route;         /* reference; the current one */
-    const char *source;          /* static string */
+    const char *source;          /* static string: where members come from */
+    const char *source_now;      /* source, or "state_file" while the saved set is in force */
     time_t last_update;          /* when route took effect */
     unsigned long long nchanges; /* membership changes applied */
     struct member_set *pending;  /* owned or NULL; waiting for ring_hold */
@@ -28,6 +32,11 @@ struct publisher {
     void *publish_arg;
     publisher_status_fn status;
     void *status_arg;
+    char *state_file;             /* owned or NULL; where accepted sets are saved */
+    struct member_set *saved;     /* owned or NULL; what state_file holds */
+    struct member_set *fallback;  /* owned or NULL; the saved set, until the source answers */
+    struct event *fallback_timer; /* owned or NULL */
+    bool offered;                 /* the source has offered a set */
 };
 
 /* Appends ID to LIST (comma-separated), marking a cut with "...". */
@@ -81,7 +90,7 @@ publisher_log_change(const struct publisher *p, const struct member_set *old,
     log_msg(LOG_INFO,
             "event=ring_changed source=%s members=%zu fingerprint=%s membership=%s added=%s "
             "removed=%s",
-            p->source, m, route->fingerprint, membership, added[0] ? added : "-",
+            p->source_now, m, route->fingerprint, membership, added[0] ? added : "-",
             removed[0] ? removed : "-");
 }
 
@@ -114,6 +123,33 @@ publisher_switch(struct publisher *p, struct settings *settings, struct member_s
     return 0;
 }
 
+/* Saves the members in force to state_file when they differ from what it holds. */
+static void
+publisher_save(struct publisher *p)
+{
+    const struct member_set *set = ring_members(p->route->ring);
+    struct member_set *copy;
+    char err[512];
+
+    if (p->state_file == NULL || (p->saved != NULL && member_set_equal(p->saved, set))) {
+        return;
+    }
+    if (state_file_write(p->state_file, set, p->source, err, sizeof(err)) == -1) {
+        char quoted[1024];
+
+        log_msg(LOG_WARN,
+                "event=state_file_write_failed error=\"%s\" action=\"routing goes on; the file "
+                "keeps its older set\"",
+                log_escape(err, quoted, sizeof(quoted)));
+        return;
+    }
+    copy = member_set_copy(set);
+    if (copy != NULL) {
+        member_set_destroy(p->saved);
+        p->saved = copy;
+    }
+}
+
 static void
 publisher_apply(struct publisher *p)
 {
@@ -123,11 +159,92 @@ publisher_apply(struct publisher *p)
     if (set == NULL) {
         return;
     }
+    if (p->source_now != p->source) {
+        log_msg(LOG_INFO, "event=state_file_superseded source=%s members=%zu", p->source,
+                member_set_count(set));
+        p->source_now = p->source;
+    }
     if (member_set_equal(set, ring_members(p->route->ring))) {
+        member_set_destroy(set);
+    } else if (publisher_switch(p, p->route->settings, set) == -1) {
+        return;
+    }
+    publisher_save(p);
+}
+
+/* The source has not answered within the grace time: route on the saved set meanwhile. */
+static void
+publisher_on_fallback(evutil_socket_t fd, short what, void *arg)
+{
+    struct publisher *p = arg;
+    struct member_set *set = p->fallback;
+
+    (void)fd;
+    (void)what;
+    p->fallback = NULL;
+    if (set == NULL || p->offered) {
         member_set_destroy(set);
         return;
     }
-    publisher_switch(p, p->route->settings, set);
+    p->source_now = "state_file";
+    log_msg(LOG_WARN,
+            "event=state_file_in_force path=%s members=%zu reason=\"%s has not answered yet\" "
+            "action=\"routing on the saved set until it does\"",
+            p->state_file, member_set_count(set), p->source);
+    if (publisher_switch(p, p->route->settings, set) == -1) {
+        p->source_now = p->source;
+    }
+}
+
+int
+publisher_set_state_file(struct publisher *p, struct event_base *base, const char *path,
+                         uint64_t grace_ms)
+{
+    char *copy = path != NULL ? strdup(path) : NULL;
+    struct timeval tv = { .tv_sec = (time_t)(grace_ms / 1000),
+                          .tv_usec = (suseconds_t)(grace_ms % 1000) * 1000 };
+    bool moved = path == NULL || p->state_file == NULL || strcmp(path, p->state_file) != 0;
+    char err[512], quoted[1024];
+    struct member_set *set;
+
+    if (path != NULL && copy == NULL) {
+        return -1;
+    }
+    free(p->state_file);
+    p->state_file = copy;
+    if (base == NULL || path == NULL) {
+        /* A reload: a new path gets the members in force at once, if the source gave them. */
+        if (moved) {
+            member_set_destroy(p->saved);
+            p->saved = NULL;
+            if (p->offered && p->source_now == p->source) {
+                publisher_save(p);
+            }
+        }
+        return 0;
+    }
+    if (access(path, F_OK) != 0 && errno == ENOENT) {
+        log_msg(LOG_INFO,
+                "event=state_file_absent path=%s note=\"written once the source answers\"", path);
+        return 0;
+    }
+    set = state_file_read(path, err, sizeof(err));
+    if (set == NULL) {
+        log_msg(LOG_ERROR,
+                "event=state_file_unusable error=\"%s\" action=\"ignoring it: the ring stays "
+                "empty (503) until %s answers\"",
+                log_escape(err, quoted, sizeof(quoted)), p->source);
+        return 0;
+    }
+    p->saved = member_set_copy(set);
+    p->fallback = set;
+    p->fallback_timer = evtimer_new(base, publisher_on_fallback, p);
+    if (p->saved == NULL || p->fallback_timer == NULL || evtimer_add(p->fallback_timer, &tv) != 0) {
+        return -1;
+    }
+    log_msg(LOG_INFO, "event=state_file_loaded path=%s members=%zu grace_ms=%llu", path,
+            member_set_count(set), (unsigned long long)grace_ms);
+    return 0;
 }
 
 int
@@ -160,6 +277,13 @@ publisher_offer(struct member_set *members, void *arg)
 
     member_set_destroy(p->pending);
     p->pending = members;
+    p->offered = true;
+    if (p->fallback != NULL) {
+        /* The source answered in time: the saved set is not needed. */
+        evtimer_del(p->fallback_timer);
+        member_set_destroy(p->fallback);
+        p->fallback = NULL;
+    }
     /* The first set of a burst arms the timer; later ones only replace it, so churn cannot starve.
      */
     if (!evtimer_pending(p->hold, NULL)) {
@@ -180,6 +304,7 @@ publisher_create(struct event_base *base, struct route *initial, const char *sou
     }
     p->route = initial;
     p->source = source;
+    p->source_now = source;
     p->last_update = time(NULL);
     p->publish = publish;
     p->publish_arg = publish_arg;
@@ -193,6 +318,12 @@ publisher_destroy(struct publisher *p)
         return;
     }
     event_free(p->hold);
+    if (p->fallback_timer != NULL) {
+        event_free(p->fallback_timer);
+    }
+    member_set_destroy(p->fallback);
+    member_set_destroy(p->saved);
+    free(p->state_file);
     member_set_destroy(p->pending);
     route_unref(p->route);
     free(p);
@@ -235,7 +366,7 @@ publisher_ring_json(void *arg)
     root = json_pack("{s:o, s:s, s:s, s:s, s:i, s:s, s:I, s:I}", "members", members, "fingerprint",
                      p->route->fingerprint, "membership_fingerprint", membership, "hash",
                      ring_algo_name(ring_params(ring)->algo), "vnodes",
-                     (int)ring_params(ring)->vnodes, "source", p->source, "last_update",
+                     (int)ring_params(ring)->vnodes, "source", p->source_now, "last_update",
                      (json_int_t)p->last_update, "changes", (json_int_t)p->nchanges);
     if (root != NULL) {
         /* Everything a local computation needs (ring/SPEC.md, clients/). */
@@ -260,5 +391,5 @@ publisher_changes(const struct publisher *p)
 const char *
 publisher_source(const struct publisher *p)
 {
-    return p->source;
+    return p->source_now;
 }

@@ -8,6 +8,7 @@
 #define WSRING_PROXY_PUBLISHER_H
 
 #include <jansson.h>
+#include <stdint.h>
 #include <time.h>
 
 struct conf;
@@ -49,9 +50,19 @@ void publisher_set_status(struct publisher *p, publisher_status_fn status, void 
  * (a newer set offered meanwhile replaces it). ARG is the publisher.
  */
 void publisher_offer(struct member_set *members, void *arg);
+/*
+ * state_file (DESIGN §11): every set the source offers and the publisher
+ * applies is saved to PATH. With BASE (at start), the saved set is read too
+ * and, if the source has offered nothing within GRACE_MS, routed on (source
+ * "state_file") until it does; an unreadable file is logged and ignored.
+ * Without BASE (a reload) only the path changes. PATH NULL turns saving off.
+ * Returns 0, or -1 on ENOMEM.
+ */
+int publisher_set_state_file(struct publisher *p, struct event_base *base, const char *path,
+                             uint64_t grace_ms);
 /* Membership changes applied so far. */
 unsigned long long publisher_changes(const struct publisher *p);
-/* Where the members come from: "static", "consul". */
+/* Where the members in force come from: "static", "consul", "etcd", or "state_file". */
 const char *publisher_source(const struct publisher *p);
 /* An admin_ring_fn: GET /ring as JSON. ARG is the publisher. */
 json_t *publisher_ring_json(void *arg);

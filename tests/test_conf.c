@@ -16,6 +16,7 @@
 
 #define L "listen 127.0.0.1:8080\n"
 #define C L "discovery consul\n" /* a consul block starts on line 3 */
+#define E L "discovery etcd\n"   /* an etcd block starts on line 3 */
 
 /* Parses a heap copy of exactly LEN bytes of TEXT (no NUL after it), so ASan sees over-reads. */
 static struct conf *
@@ -469,30 +470,30 @@ test_consul_limits(void **state)
 }
 
 /*
- * The example's commented consul block is valid: with its "#" removed,
- * "discovery consul" and no backend lines, proxy.conf parses with the values
- * it documents.
+ * Reads conf/proxy.conf with the commented block NAME (and the commented
+ * state_file line) switched on: "#" removed, "discovery NAME", no backend
+ * lines. Returns the parsed conf, or fails the test with the message.
  */
-static void
-test_example_consul_block_parses(void **state)
+static struct conf *
+example_with_block(const char *name)
 {
     FILE *f = fopen("conf/proxy.conf", "r");
-    char line[512], err[CONF_ERR_LEN], *text = calloc(1, 1 << 16);
+    char line[512], open[64], err[CONF_ERR_LEN], *text = calloc(1, 1 << 16);
     bool in_block = false;
     struct conf *conf;
 
-    (void)state;
     assert_non_null(f);
     assert_non_null(text);
+    snprintf(open, sizeof(open), "#%s {\n", name);
     while (fgets(line, sizeof(line), f) != NULL) {
-        if (strcmp(line, "#consul {\n") == 0) {
+        if (strcmp(line, open) == 0) {
             in_block = true;
         }
-        if (in_block) {
+        if (in_block || strncmp(line, "#state_file ", 12) == 0) {
             append(text, 1 << 16, "%s", line + 1);
-            in_block = strcmp(line, "#}\n") != 0;
+            in_block = in_block && strcmp(line, "#}\n") != 0;
         } else if (strncmp(line, "discovery ", 10) == 0) {
-            append(text, 1 << 16, "discovery consul\n");
+            append(text, 1 << 16, "discovery %s\n", name);
         } else if (strncmp(line, "backend ", 8) != 0) {
             append(text, 1 << 16, "%s", line);
         }
@@ -503,6 +504,18 @@ test_example_consul_block_parses(void **state)
     if (conf == NULL) {
         fail_msg("%s", err);
     }
+    free(text);
+    assert_string_equal(conf->state_file, "/var/lib/wsring/members.json");
+    return conf;
+}
+
+/* The example's commented consul block is valid and parses with the values it documents. */
+static void
+test_example_consul_block_parses(void **state)
+{
+    struct conf *conf = example_with_block("consul");
+
+    (void)state;
     assert_int_equal(conf->discovery, CONF_DISCOVERY_CONSUL);
     assert_string_equal(conf->consul.address, "http://127.0.0.1:8500");
     assert_string_equal(conf->consul.service, "ws-backend");
@@ -516,8 +529,59 @@ test_example_consul_block_parses(void **state)
     assert_int_equal(conf->consul.retry_max_ms, 1000);
     assert_true(conf->consul.stale);
     assert_false(conf->consul.register_self);
+    assert_null(conf->etcd.prefix);
     conf_destroy(conf);
-    free(text);
+}
+
+/* ... and so is its etcd block. */
+static void
+test_example_etcd_block_parses(void **state)
+{
+    struct conf *conf = example_with_block("etcd");
+
+    (void)state;
+    assert_int_equal(conf->discovery, CONF_DISCOVERY_ETCD);
+    assert_int_equal(conf->etcd.nendpoints, 1);
+    assert_string_equal(conf->etcd.endpoints[0], "http://127.0.0.1:2379");
+    assert_string_equal(conf->etcd.prefix, "/services/ws-backend/");
+    assert_non_null(conf->etcd.ca_file);
+    assert_non_null(conf->etcd.cert_file);
+    assert_non_null(conf->etcd.key_file);
+    assert_string_equal(conf->etcd.username, "wsring");
+    assert_string_equal(conf->etcd.password_file, "/etc/wsring/etcd.password");
+    assert_null(conf->consul.service);
+    conf_destroy(conf);
+}
+
+/* Every etcd value, endpoints repeated in order; the defaults. */
+static void
+test_etcd_values_and_defaults(void **state)
+{
+    struct conf *conf = parse_ok(L "discovery etcd\nstate_file /tmp/m.json\netcd {\n"
+                                   "  endpoints https://e1:2379\n  endpoints https://[::1]:2379/\n"
+                                   "  prefix /svc/ws/\n  ca_file /ca.pem\n"
+                                   "  cert_file /c.pem\n  key_file /k.pem\n}\n");
+
+    (void)state;
+    assert_int_equal(conf->discovery, CONF_DISCOVERY_ETCD);
+    assert_int_equal(conf->etcd.nendpoints, 2);
+    assert_string_equal(conf->etcd.endpoints[0], "https://e1:2379");
+    assert_string_equal(conf->etcd.endpoints[1], "https://[::1]:2379");
+    assert_string_equal(conf->etcd.prefix, "/svc/ws/");
+    assert_string_equal(conf->etcd.ca_file, "/ca.pem");
+    assert_null(conf->etcd.username);
+    assert_string_equal(conf->state_file, "/tmp/m.json");
+    conf_destroy(conf);
+    conf = parse_ok(L "discovery etcd\netcd {\n  prefix p\n}\n");
+    assert_int_equal(conf->etcd.nendpoints, 1);
+    assert_string_equal(conf->etcd.endpoints[0], "http://127.0.0.1:2379");
+    assert_null(conf->etcd.ca_file);
+    assert_null(conf->state_file);
+    conf_destroy(conf);
+    /* state_file works with consul too */
+    conf = parse_ok(C "consul {\n  service ws\n}\nstate_file /var/lib/wsring/m.json\n");
+    assert_string_equal(conf->state_file, "/var/lib/wsring/m.json");
+    conf_destroy(conf);
 }
 
 struct bad_row {
@@ -563,7 +627,6 @@ static const struct bad_row bad_rows[] = {
     ROW(L "retry_next yes\n", "t.conf:2: \"retry_next yes\" is not on or off"),
     ROW(L "hash maglev\n", "t.conf:2: \"hash maglev\" is not ring or rendezvous"),
     ROW(L "key_missing drop\n", "t.conf:2: \"key_missing drop\" is not reject or client_ip"),
-    ROW(L "discovery etcd\n", "t.conf:2: \"discovery etcd\" is not a supported source (use static or consul)"),
     ROW(L "ring_hold 61s\n", "t.conf:2: \"ring_hold 61s\" is longer than 1m"),
     ROW(L "migrate_rate 100001\n", "t.conf:2: \"migrate_rate 100001\" is not a number in 0..100000"),
     ROW(L "migrate_rate -1\n", "t.conf:2: \"migrate_rate -1\" is not a number in 0..100000"),
@@ -646,7 +709,7 @@ static const struct bad_row bad_rows[] = {
     ROW(L "jwt_issuer https://id.example.com\n", "t.conf:2: \"jwt_issuer\" is used only with a \"key jwt:CLAIM\" rule (there is none)"),
     ROW(L "jwt_leeway 0\n", "t.conf:2: \"jwt_leeway\" is used only with a \"key jwt:CLAIM\" rule (there is none)"),
     /* blocks: the syntax pass runs before any directive is looked at */
-    ROW(L "etcd {\n}\n", "t.conf:2: unknown block \"etcd\""),
+    ROW(L "etcdd {\n}\n", "t.conf:2: unknown block \"etcdd\""),
     ROW(L "listen 1.2.3.4:80 {\n}\n", "t.conf:2: \"listen\" does not take a block"),
     ROW(L "consul {\n  wait 5m\n\n", "t.conf:2: unterminated block \"consul\" (no \"}\")"),
     ROW("foo 1\na {\n}\netcd {\n", "t.conf:4: unterminated block \"etcd\" (no \"}\")"),
@@ -697,6 +760,32 @@ static const struct bad_row bad_rows[] = {
     ROW(L "consul {\n}\n", "t.conf:2: the consul block needs \"discovery consul\" (discovery is static)"),
     ROW(C "backend a 127.0.0.1:1\nbackend b 127.0.0.1:2\nconsul {\n  service ws\n}\n", "t.conf:3: backend lines are used only with \"discovery static\""),
     ROW(L "backend a 127.0.0.1:1\nconsul {\n  service ws\n}\ndiscovery consul\n", "t.conf:2: backend lines are used only with \"discovery static\""),
+    /* the etcd block and state_file */
+    ROW(L "discovery zookeeper\n", "t.conf:2: \"discovery zookeeper\" is not a supported source (use static, consul or etcd)"),
+    ROW(L "discovery etcd\n", "t.conf:2: \"discovery etcd\" needs a \"etcd {\" ... \"}\" block"),
+    ROW(L "etcd {\n  prefix /p/\n}\n", "t.conf:2: the etcd block needs \"discovery etcd\" (discovery is static)"),
+    ROW(C "consul {\n  service a\n}\netcd {\n  prefix /p/\n}\n", "t.conf:6: the etcd block needs \"discovery etcd\" (discovery is consul)"),
+    ROW(E "consul {\n  service a\n}\netcd {\n  prefix /p/\n}\n", "t.conf:3: the consul block needs \"discovery consul\" (discovery is etcd)"),
+    ROW(E "etcd {\n  endpoints http://127.0.0.1:2379\n}\n", "t.conf:3: no \"prefix\" directive in block \"etcd\" (it is required)"),
+    ROW(E "etcd {\n}\n", "t.conf:3: no \"prefix\" directive in block \"etcd\" (it is required)"),
+    ROW(E "etcd {\n  prefix /p/\n  prefix /q/\n}\n", "t.conf:5: \"prefix\" is a duplicate (first on line 4)"),
+    ROW(E "etcd {\n  prefix /p/ /q/\n}\n", "t.conf:4: \"prefix\" takes 1 argument, got 2"),
+    ROW(E "etcd {\n  prefix /p/\xc3\xa9\n}\n", "t.conf:4: \"prefix /p/\xc3\xa9\" is not a key prefix (visible ASCII only; at most 512 bytes)"),
+    ROW(E "etcd {\n  prefix /p/\n  endpoints 127.0.0.1:2379\n}\n", "t.conf:5: \"endpoints 127.0.0.1:2379\" is not a URL (use http://host:port or https://host:port)"),
+    ROW(E "etcd {\n  prefix /p/\n  endpoints http://e:2379/v3\n}\n", "t.conf:5: \"endpoints http://e:2379/v3\" has a path (use http://host:port or https://host:port)"),
+    ROW(E "etcd {\n  prefix /p/\n  endpoints http://e:0\n}\n", "t.conf:5: \"endpoints http://e:0\" has a bad port (use 1..65535)"),
+    ROW(E "etcd {\n  prefix /p/\n  endpoints http://e:1\n  endpoints http://e:1/\n}\n", "t.conf:6: \"endpoints http://e:1/\" is a duplicate"),
+    ROW(E "etcd {\n  prefix /p/\n  cert_file /c.pem\n}\n", "t.conf:3: block \"etcd\" has cert_file but no key_file (give both or neither)"),
+    ROW(E "etcd {\n  prefix /p/\n  key_file /k.pem\n}\n", "t.conf:3: block \"etcd\" has key_file but no cert_file (give both or neither)"),
+    ROW(E "etcd {\n  prefix /p/\n  username u\n}\n", "t.conf:3: block \"etcd\" has username but no password_file (give both or neither)"),
+    ROW(E "etcd {\n  prefix /p/\n  password_file /pw\n}\n", "t.conf:3: block \"etcd\" has password_file but no username (give both or neither)"),
+    ROW(E "etcd {\n  prefix /p/\n  username \xc3\xa9\n  password_file /pw\n}\n", "t.conf:5: \"username \xc3\xa9\" is not a user name (visible ASCII only; at most 255)"),
+    ROW(E "etcd {\n  prefix /p/\n  service ws\n}\n", "t.conf:5: \"service\" is allowed only in block \"consul\""),
+    ROW(E "etcd {\n  prefix /p/\n}\nbackend a 127.0.0.1:1\n", "t.conf:6: backend lines are used only with \"discovery static\""),
+    ROW(E "etcd {\n  prefix /p/\n}\nprefix /q/\n", "t.conf:6: \"prefix\" is allowed only in block \"etcd\""),
+    ROW(L "state_file /var/lib/wsring/m.json\n", "t.conf:2: state_file is used only with a discovery source (discovery is static: the members are in this file)"),
+    ROW(E "state_file /a\nstate_file /b\netcd {\n  prefix /p/\n}\n", "t.conf:4: \"state_file\" is a duplicate (first on line 3)"),
+    ROW(E "state_file\netcd {\n  prefix /p/\n}\n", "t.conf:3: \"state_file\" takes 1 argument, got 0"),
     /* bytes */
     ROW(L "vnodes 1\0\n", "t.conf:2: control byte 0x00 (only tab, CR and LF may appear)"),
     ROW("\0", "t.conf:1: control byte 0x00 (only tab, CR and LF may appear)"),
@@ -884,9 +973,15 @@ test_every_directive_is_in_the_example(void **state)
     for (const char *const *name = conf_directive_names(); *name != NULL; name++, n++) {
         char line[64];
 
-        /* A block is commented out (the example runs with static members): "#consul {". */
+        /*
+         * A block is commented out (the example runs with static members): "#consul {"; so is
+         * state_file, refused with static members.
+         */
         snprintf(line, sizeof(line),
-                 conf_block_directive_names(*name) != NULL ? "\n#%s {\n" : "\n%s ", *name);
+                 conf_block_directive_names(*name) != NULL ? "\n#%s {\n"
+                 : strcmp(*name, "state_file") == 0        ? "\n#%s "
+                                                           : "\n%s ",
+                 *name);
         /* jwt_* name a key file the example cannot ship: they are commented out too. */
         if (strncmp(*name, "jwt_", 4) == 0) {
             snprintf(line, sizeof(line), "\n#%s ", *name);
@@ -898,7 +993,7 @@ test_every_directive_is_in_the_example(void **state)
             assert_string_not_equal(*other, *name);
         }
     }
-    assert_int_equal(n, 28);
+    assert_int_equal(n, 30);
     assert_string_equal(conf_directive_names()[0], "listen");
     /* ... and its lines as "#    NAME ...". */
     n = 0;
@@ -912,7 +1007,17 @@ test_every_directive_is_in_the_example(void **state)
         }
     }
     assert_int_equal(n, 12);
-    assert_null(conf_block_directive_names("etcd"));
+    n = 0;
+    for (const char *const *name = conf_block_directive_names("etcd"); *name != NULL; name++, n++) {
+        char line[64];
+
+        snprintf(line, sizeof(line), "\n#    %s ", *name);
+        if (strstr(text, line) == NULL) {
+            fail_msg("directive \"%s\" of block \"etcd\" is not in conf/proxy.conf", *name);
+        }
+    }
+    assert_int_equal(n, 7);
+    assert_null(conf_block_directive_names("zookeeper"));
     assert_null(conf_block_directive_names("listen"));
     free(text);
 }
@@ -1294,6 +1399,8 @@ main(void)
         cmocka_unit_test(test_consul_defaults),
         cmocka_unit_test(test_consul_limits),
         cmocka_unit_test(test_example_consul_block_parses),
+        cmocka_unit_test(test_example_etcd_block_parses),
+        cmocka_unit_test(test_etcd_values_and_defaults),
         cmocka_unit_test(test_bad_configs),
         cmocka_unit_test(test_line_length_limit),
         cmocka_unit_test(test_long_words_are_clipped),
