@@ -632,11 +632,10 @@ conn_read_next_head(struct conn *c)
 
     c->state = CONN_READ_HEAD;
     c->accepted_us = conn_now_us();
-    conn_event_del(&client->rd);
     conn_event_del(&client->wr);
     client->blocked = 0;
-    event_assign(&client->rd, c->worker->base, client->fd, EV_READ | EV_PERSIST,
-                 conn_on_client_read, c);
+    /* The read event (conn_on_client_read) serves every request: left registered when it is, so
+     * a keep-alive turn costs no epoll_ctl. */
     evtimer_del(&c->timer);
     evtimer_assign(&c->timer, c->worker->base, conn_on_handshake_timeout, c);
     evtimer_add(&c->timer, &tv);
