@@ -13,12 +13,15 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <event2/event.h>
 
 #include "conf/conf.h"
 #include "proxy/pool.h"
 #include "proxy/worker.h"
+
+#define RELAY_HEAD_IOV 2 /* a response head: its compacted lines, then its end */
 
 #define RELAY_READS_PER_WAKEUP 4 /* fairness between connections of one worker */
 
@@ -210,16 +213,25 @@ relay_pass_eof(struct conn *c, struct conn_end *to)
     }
 }
 
-/* Sends BUF to TO; keeps what does not go and blocks FROM. Returns 0, or -1 after conn_close. */
+/*
+ * Sends the NIOV pieces at IOV to TO in one call; keeps what does not go and
+ * blocks FROM. Returns 0, or -1 after conn_close.
+ */
 static int
-relay_send(struct conn *c, struct conn_end *from, struct conn_end *to, const uint8_t *buf,
-           size_t len)
+relay_sendv(struct conn *c, struct conn_end *from, struct conn_end *to, const struct iovec *iov,
+            int niov)
 {
+    size_t total = 0, sent;
     ssize_t n = 0;
 
+    for (int i = 0; i < niov; i++) {
+        total += iov[i].iov_len;
+    }
     /* Bytes already waiting go first (an HTTP response may arrive in two sends per read). */
     if (to->pend_off == to->pend_len) {
-        n = send(to->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)niov };
+
+        n = sendmsg(to->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
     }
     if (n == -1) {
         if (errno != EAGAIN && errno != EINTR) {
@@ -228,17 +240,33 @@ relay_send(struct conn *c, struct conn_end *from, struct conn_end *to, const uin
         }
         n = 0;
     }
-    if ((size_t)n == len) {
+    if ((size_t)n == total) {
         return 0;
     }
-    if (relay_keep(to, buf + n, len - (size_t)n) == -1) {
-        conn_close(c, CLOSE_NO_MEMORY);
-        return -1;
+    sent = (size_t)n;
+    for (int i = 0; i < niov; i++) {
+        size_t skip = sent < iov[i].iov_len ? sent : iov[i].iov_len;
+
+        sent -= skip;
+        if (relay_keep(to, (const uint8_t *)iov[i].iov_base + skip, iov[i].iov_len - skip) == -1) {
+            conn_close(c, CLOSE_NO_MEMORY);
+            return -1;
+        }
     }
     from->blocked = 1;
     event_del(&from->rd);
     event_add(&to->wr, NULL);
     return 0;
+}
+
+/* Sends BUF to TO; keeps what does not go and blocks FROM. Returns 0, or -1 after conn_close. */
+static int
+relay_send(struct conn *c, struct conn_end *from, struct conn_end *to, const uint8_t *buf,
+           size_t len)
+{
+    struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+
+    return relay_sendv(c, from, to, &iov, 1);
 }
 
 /* True when TEXT (case-insensitive) occurs in BUF[0..LEN). */
@@ -308,8 +336,9 @@ relay_http_done(struct conn *c)
 
 /* http: LEN response body bytes at BUF. Returns 0, or -1 when C is gone or finished. */
 static int
-relay_http_body(struct conn *c, const uint8_t *buf, size_t len)
+relay_http_body(struct conn *c, const struct iovec *head, int nhead, const uint8_t *buf, size_t len)
 {
+    struct iovec iov[RELAY_HEAD_IOV + 1];
     size_t used = 0;
     enum http1_result r = http1_body_scan(&c->resp_body, buf, len, &used);
 
@@ -317,7 +346,13 @@ relay_http_body(struct conn *c, const uint8_t *buf, size_t len)
         conn_close(c, CLOSE_BACKEND_ERROR);
         return -1;
     }
-    if (used > 0 && relay_send(c, &c->end[SIDE_BACKEND], &c->end[SIDE_CLIENT], buf, used) == -1) {
+    /* The head and the first body bytes go in one send. */
+    if (nhead > 0) {
+        memcpy(iov, head, (size_t)nhead * sizeof(*iov));
+    }
+    iov[nhead] = (struct iovec){ .iov_base = (void *)buf, .iov_len = used };
+    if ((nhead > 0 || used > 0) &&
+        relay_sendv(c, &c->end[SIDE_BACKEND], &c->end[SIDE_CLIENT], iov, nhead + 1) == -1) {
         return -1;
     }
     if (r == HTTP1_DONE) {
@@ -346,70 +381,89 @@ relay_is_hop_header(const uint8_t *line, size_t len)
 }
 
 /*
- * http: sends the response head at the start of c->resp_head (LEN bytes)
- * with the backend's Connection and Keep-Alive headers dropped: they speak
- * of the backend hop. A FINAL head tells the client "Connection: close" when
- * wsring will close it. Returns 0, or -1 when C is gone.
+ * http: makes the response head at HEAD (LEN bytes) ready to send, in place
+ * and without a copy: the backend's Connection and Keep-Alive lines are
+ * dropped (they speak of the backend hop) by moving the other lines down, and
+ * IOV gets the compacted lines plus the head's end: a FINAL head tells the
+ * client "Connection: close" when this connection ends after it. Returns the
+ * number of IOV entries used (RELAY_HEAD_IOV).
  */
 static int
-relay_http_send_head(struct conn *c, size_t len, bool final)
+relay_http_head_iov(const struct conn *c, uint8_t *head, size_t len, bool final,
+                    struct iovec iov[RELAY_HEAD_IOV])
 {
     static const char closing[] = "Connection: close\r\n\r\n";
-    const uint8_t *in = c->resp_head, *end = in + len - 2; /* before the final CRLF */
-    uint8_t *out = malloc(len + sizeof(closing));
+    uint8_t *end = head + len - 2; /* before the final CRLF */
     size_t n = 0;
-    int rc;
 
-    if (out == NULL) {
-        conn_close(c, CLOSE_NO_MEMORY);
-        return -1;
-    }
-    for (const uint8_t *line = in; line < end;) {
-        const uint8_t *eol = memchr(line, '\n', (size_t)(end - line));
+    for (uint8_t *line = head; line < end;) {
+        uint8_t *eol = memchr(line, '\n', (size_t)(end - line));
         size_t l = eol != NULL ? (size_t)(eol - line) + 1 : (size_t)(end - line);
 
-        if (line == in || !relay_is_hop_header(line, l)) {
-            memcpy(out + n, line, l);
+        if (line == head || !relay_is_hop_header(line, l)) {
+            memmove(head + n, line, l); /* n <= line - head: never ahead of the reader */
             n += l;
         }
         line += l;
     }
+    iov[0] = (struct iovec){ .iov_base = head, .iov_len = n };
     if (final && c->client_close) {
-        memcpy(out + n, closing, sizeof(closing) - 1);
-        n += sizeof(closing) - 1;
+        iov[1] = (struct iovec){ .iov_base = (void *)closing, .iov_len = sizeof(closing) - 1 };
     } else {
-        memcpy(out + n, "\r\n", 2);
-        n += 2;
+        iov[1] = (struct iovec){ .iov_base = (void *)"\r\n", .iov_len = 2 };
     }
-    rc = relay_send(c, &c->end[SIDE_BACKEND], &c->end[SIDE_CLIENT], out, n);
-    free(out);
-    return rc;
+    return RELAY_HEAD_IOV;
 }
 
-/* http: backend bytes: the response head (interim 1xx heads too), then its framed body. */
+/*
+ * http: backend bytes: the response head (interim 1xx heads too), then its
+ * framed body. A head that arrives whole (the usual case) is parsed and sent
+ * from the read buffer itself; only a head split across reads is gathered in
+ * c->resp_head.
+ */
 static void
-relay_http_response_bytes(struct conn *c, const uint8_t *buf, size_t len)
+relay_http_response_bytes(struct conn *c, uint8_t *buf, size_t len)
 {
     struct http1_response resp;
-    uint8_t *p;
+    struct iovec iov[RELAY_HEAD_IOV];
+    uint8_t *data = buf, *stash = NULL;
+    size_t dlen = len;
+    bool gathered = c->resp_head_len > 0;
+    int niov;
 
     if (c->resp_in_body) {
-        relay_http_body(c, buf, len);
+        relay_http_body(c, NULL, 0, buf, len);
         return;
     }
-    p = realloc(c->resp_head, c->resp_head_len + len);
-    if (p == NULL) {
-        conn_close(c, CLOSE_NO_MEMORY);
-        return;
+    if (gathered) {
+        uint8_t *p = realloc(c->resp_head, c->resp_head_len + len);
+
+        if (p == NULL) {
+            conn_close(c, CLOSE_NO_MEMORY);
+            return;
+        }
+        memcpy(p + c->resp_head_len, buf, len);
+        data = c->resp_head = p;
+        dlen = c->resp_head_len += len;
     }
-    c->resp_head = p;
-    memcpy(p + c->resp_head_len, buf, len);
-    c->resp_head_len += len;
     for (;;) {
-        enum http1_result r =
-            http1_response_parse(c->resp_head, c->resp_head_len, c->head_req, &resp);
+        enum http1_result r = http1_response_parse(data, dlen, c->head_req, &resp);
 
         if (r == HTTP1_MORE) {
+            if (gathered) {
+                memmove(c->resp_head, data, dlen); /* after a relayed 1xx head */
+            } else if (dlen > 0) {                 /* keep the start for the next read */
+                uint8_t *p = malloc(dlen);
+
+                if (p == NULL) {
+                    conn_close(c, CLOSE_NO_MEMORY);
+                    return;
+                }
+                memcpy(p, data, dlen);
+                free(c->resp_head);
+                c->resp_head = p;
+            }
+            c->resp_head_len = dlen;
             return;
         }
         if (r == HTTP1_BAD) {
@@ -417,7 +471,7 @@ relay_http_response_bytes(struct conn *c, const uint8_t *buf, size_t len)
             return;
         }
         /* An event stream never ends by itself: migration must be able to end it. */
-        c->resp_streaming = relay_has_text(c->resp_head, resp.head_len, "text/event-stream");
+        c->resp_streaming = relay_has_text(data, resp.head_len, "text/event-stream");
         if (resp.status >= 200 && resp.body == HTTP1_BODY_UNTIL_CLOSE) {
             c->client_close = 1; /* the client knows the end only by our close */
         }
@@ -427,23 +481,26 @@ relay_http_response_bytes(struct conn *c, const uint8_t *buf, size_t len)
              * that this connection ends (RFC 9110 s10.1.1). */
             c->client_close = 1;
         }
-        if (relay_http_send_head(c, resp.head_len, resp.status >= 200) == -1) {
-            return;
-        }
-        c->resp_head_len -= resp.head_len;
-        memmove(c->resp_head, c->resp_head + resp.head_len, c->resp_head_len);
+        niov = relay_http_head_iov(c, data, resp.head_len, resp.status >= 200, iov);
+        data += resp.head_len;
+        dlen -= resp.head_len;
         if (resp.status >= 200 || resp.status == 101) {
             break;
         }
         /* 1xx (100 Continue): relayed; the real answer follows. */
+        if (relay_sendv(c, &c->end[SIDE_BACKEND], &c->end[SIDE_CLIENT], iov, niov) == -1) {
+            return;
+        }
     }
     c->resp_in_body = 1;
     c->resp_reusable = resp.keep_alive;
     http1_body_init(&c->resp_body, resp.body, resp.content_length);
-    p = c->resp_head;
+    /* The gathered head is freed after the send (its bytes are in IOV); C may be gone by then. */
+    stash = c->resp_head;
     c->resp_head = NULL;
-    relay_http_body(c, p, c->resp_head_len); /* may end the exchange, or C */
-    free(p);
+    c->resp_head_len = 0;
+    relay_http_body(c, iov, niov, data, dlen); /* may end the exchange, or C */
+    free(stash);
 }
 
 /* http: the client's bytes: only this request's body goes on; the rest waits in c->head. */
