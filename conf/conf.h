@@ -25,6 +25,7 @@ struct conf_listen {
     struct conf_addr addr;
     bool tls;            /* `tls`: terminate TLS with tls_certificate / tls_certificate_key */
     bool proxy_protocol; /* `proxy_protocol`: a PROXY v1/v2 header must come first */
+    unsigned line;       /* where it was written, for messages about it */
 };
 
 enum conf_key_source {
@@ -105,6 +106,13 @@ struct conf {
     unsigned migrate_rate;     /* misplaced conns closed per second per proxy; 0 = never */
     uint64_t close_grace_ms;   /* wait for a message boundary before injecting a Close */
     uint64_t drain_timeout_ms; /* SIGTERM: how long clients get to close */
+
+    /* TLS (DESIGN §12). File names only: conf does no I/O, proxy/tls.c reads them. */
+    char *tls_certificate;         /* owned or NULL; PEM chain, leaf first */
+    char *tls_certificate_key;     /* owned or NULL; PEM private key */
+    bool backend_tls;              /* `backend_tls on`: speak TLS to every backend */
+    char *backend_ca_file;         /* owned or NULL (the system's CAs) */
+    char *backend_tls_server_name; /* owned or NULL (the member address's host) */
 
     enum conf_discovery discovery;
     struct conf_consul consul;     /* meaningful with CONF_DISCOVERY_CONSUL */
