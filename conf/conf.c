@@ -1165,8 +1165,12 @@ conf_error_unused(struct conf_parser *p, const char *name, const char *wanted)
 static int
 conf_check_tls(struct conf_parser *p)
 {
-    const struct conf *conf = p->conf;
+    struct conf *conf = p->conf;
     const struct conf_listen *tls = NULL;
+
+    conf->tls_certificate_line = conf_seen_line(p, CONF_SECTION_TOP, "tls_certificate");
+    conf->tls_certificate_key_line = conf_seen_line(p, CONF_SECTION_TOP, "tls_certificate_key");
+    conf->backend_ca_file_line = conf_seen_line(p, CONF_SECTION_TOP, "backend_ca_file");
 
     for (size_t i = 0; i < conf->nlisten && tls == NULL; i++) {
         tls = conf->listen[i].tls ? &conf->listen[i] : NULL;

@@ -113,6 +113,9 @@ struct conf {
     bool backend_tls;              /* `backend_tls on`: speak TLS to every backend */
     char *backend_ca_file;         /* owned or NULL (the system's CAs) */
     char *backend_tls_server_name; /* owned or NULL (the member address's host) */
+    unsigned tls_certificate_line; /* lines of the three files, for messages about them */
+    unsigned tls_certificate_key_line;
+    unsigned backend_ca_file_line;
 
     enum conf_discovery discovery;
     struct conf_consul consul;     /* meaningful with CONF_DISCOVERY_CONSUL */

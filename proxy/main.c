@@ -27,6 +27,7 @@
 #include "proxy/route.h"
 #include "proxy/scrape.h"
 #include "proxy/settings.h"
+#include "proxy/tls.h"
 #include "proxy/worker.h"
 #include "ring/ring.h"
 
@@ -75,6 +76,33 @@ main_raise_nofile(void)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
+}
+
+/*
+ * The settings for CONF (taken, also on failure), with its TLS contexts
+ * built: certificate files are read here, at start and on each SIGHUP.
+ * Returns NULL with a message in ERR.
+ */
+static struct settings *
+main_settings_create(struct conf *conf, char err[CONF_ERR_LEN])
+{
+    SSL_CTX *server, *backend;
+    struct settings *s;
+
+    if (tls_contexts_create(conf, &server, &backend, err, CONF_ERR_LEN) == -1) {
+        conf_destroy(conf);
+        return NULL;
+    }
+    s = settings_create(conf);
+    if (s == NULL) {
+        SSL_CTX_free(server);
+        SSL_CTX_free(backend);
+        snprintf(err, CONF_ERR_LEN, "out of memory");
+        return NULL;
+    }
+    s->tls_server = server;
+    s->tls_backend = backend;
+    return s;
 }
 
 /* The route wsring starts with: the static members, or an empty ring until the source answers. */
@@ -319,9 +347,19 @@ main_reload(struct main_state *st)
         log_msg(LOG_WARN, "event=reload_partial what=\"listen, admin and workers need a restart; "
                           "keeping the running ones\"");
     }
-    settings = settings_create(conf);
-    if (settings == NULL ||
-        (conf->discovery == CONF_DISCOVERY_STATIC &&
+    settings = main_settings_create(conf, err);
+    if (settings == NULL) {
+        char quoted[2 * CONF_ERR_LEN];
+
+        log_msg(LOG_ERROR,
+                "event=reload_failed error=\"%s\" action=\"keeping the running configuration\"",
+                log_escape(err, quoted, sizeof(quoted)));
+        st->reloads_failed++;
+        return;
+    }
+    /* Tickets issued before the reload keep resuming. */
+    tls_keep_ticket_keys(settings->tls_server, st->settings->tls_server);
+    if ((conf->discovery == CONF_DISCOVERY_STATIC &&
          (members = conf_static_members(conf)) == NULL) ||
         publisher_reload(st->publisher, settings, members) == -1) {
         log_msg(LOG_ERROR, "event=reload_failed error=\"out of memory\"");
@@ -516,8 +554,14 @@ main(int argc, char **argv)
         return 1;
     }
     if (check_only) {
+        /* The TLS files are part of the configuration: read them as a start would. */
+        settings = main_settings_create(conf, err);
+        if (settings == NULL) {
+            fprintf(stderr, "wsring: %s\n", err);
+            return 1;
+        }
         printf("wsring: %s: configuration is good\n", file);
-        conf_destroy(conf);
+        settings_unref(settings);
         return 0;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -528,9 +572,9 @@ main(int argc, char **argv)
         conf_destroy(conf);
         return 1;
     }
-    settings = settings_create(conf);
+    settings = main_settings_create(conf, err);
     if (settings == NULL) {
-        fprintf(stderr, "wsring: out of memory\n");
+        fprintf(stderr, "wsring: %s\n", err);
         return 1;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);

@@ -3,6 +3,8 @@
 
 #include <stdlib.h>
 
+#include <openssl/ssl.h>
+
 #include "conf/conf.h"
 
 struct settings *
@@ -16,6 +18,8 @@ settings_create(struct conf *conf)
     }
     atomic_init(&s->refs, 1);
     s->conf = conf;
+    s->tls_server = NULL;
+    s->tls_backend = NULL;
     return s;
 }
 
@@ -31,6 +35,8 @@ settings_unref(struct settings *s)
 {
     if (s != NULL && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
         conf_destroy(s->conf);
+        SSL_CTX_free(s->tls_server);
+        SSL_CTX_free(s->tls_backend);
         free(s);
     }
 }

@@ -9,13 +9,21 @@
 #include <stdatomic.h>
 
 struct conf;
+struct ssl_ctx_st;
 
 struct settings {
     atomic_uint refs;
-    struct conf *conf; /* owned; immutable */
+    struct conf *conf;              /* owned; immutable */
+    struct ssl_ctx_st *tls_server;  /* owned reference or NULL: listeners flagged tls (tls.h) */
+    struct ssl_ctx_st *tls_backend; /* owned reference or NULL: backend_tls on */
 };
 
-/* Takes ownership of CONF, also on failure. Returns NULL on ENOMEM. */
+/*
+ * Takes ownership of CONF, also on failure. Returns NULL on ENOMEM. The TLS
+ * contexts start NULL; whoever builds them stores them (and settings_unref
+ * frees them): each SSL holds its own reference, so live TLS connections
+ * outlive the settings they started with.
+ */
 struct settings *settings_create(struct conf *conf);
 struct settings *settings_ref(struct settings *s);
 /* Accepts NULL; frees the conf with the last reference. */
