@@ -337,7 +337,12 @@ conn_head_read_some(struct conn *c)
         if (errno == EAGAIN || errno == EINTR) {
             return 0;
         }
-        /* Plaintext on a TLS port ends here too: closed without an answer it could not read. */
+        if (e->tls_plain_http) {
+            /* http:// to a TLS port: say so in plain HTTP (the client could not read TLS). */
+            conn_io_tls_free(e);
+            conn_close(c, CLOSE_PLAIN_HTTP);
+            return -1;
+        }
         conn_close(c, conn_io_in_handshake(e) ? CLOSE_TLS_HANDSHAKE : CLOSE_CLIENT_ERROR);
         return -1;
     }

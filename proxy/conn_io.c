@@ -66,6 +66,7 @@ conn_io_tls_failed(struct conn_end *e, int rc)
         return -1;
     default:
         e->tls_broken = 1;
+        e->tls_plain_http = ERR_GET_REASON(ERR_peek_error()) == SSL_R_HTTP_REQUEST;
         ERR_clear_error(); /* the worker's queue must be empty before the next SSL call */
         errno = EPROTO;
         return -1;
