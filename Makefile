@@ -9,7 +9,7 @@ TEST_PKGS := cmocka
 DEB_PKGS  := build-essential pkg-config clang libclang-rt-14-dev clang-format libevent-dev \
              libcurl4-openssl-dev libjansson-dev libssl-dev libxxhash-dev libcmocka-dev \
              python3 python3-pytest python3-websockets python3-prometheus-client curl \
-             chromium systemd
+             chromium systemd openssl
 PYTHON    := /usr/bin/python3
 
 BUILD        ?= build
@@ -143,6 +143,7 @@ deps:
 	@if ! pkg-config --exists $(PKGS) $(TEST_PKGS) || ! command -v clang >/dev/null \
 	    || ! command -v clang-format >/dev/null || ! command -v curl >/dev/null \
 	    || ! command -v chromium >/dev/null || ! command -v systemd-analyze >/dev/null \
+	    || ! command -v openssl >/dev/null \
 	    || ! $(PYTHON) -c 'import pytest, websockets, prometheus_client' 2>/dev/null; then \
 	    if [ "$$(id -u)" != 0 ]; then \
 	        echo "missing packages; as root run: apt-get install $(DEB_PKGS)" >&2; exit 1; fi; \

@@ -1,6 +1,6 @@
 /*
  * loadgen: the benchmark's WebSocket load generator (bench/README.md). One
- * epoll thread, no dependencies beyond libc, 127.0.0.1 only.
+ * epoll thread, no dependencies beyond libc (and OpenSSL for --tls), 127.0.0.1 only.
  *
  *   loadgen --mode lookup    --port ADMIN [--users N]          > owners
  *   loadgen --mode handshake --port P [--conns 64]   [--seconds T] [--owners F] [--direct]
@@ -27,6 +27,12 @@
  *   to prove the relay is up), writes --ready, holds them --hold seconds,
  *   then closes them with the Close handshake.
  *
+ * --tls (every mode but lookup): wss:// instead of ws://. Each connection
+ *   starts with a full TLS handshake (TLS 1.2 or 1.3 as the proxy picks, no
+ *   resumption, no certificate check: the proxies are measured, not PKI);
+ *   frames then go through SSL_write/SSL_read. "handshake --tls" is the wss
+ *   session rate (TCP + TLS + upgrade), "small --tls" the TLS relay.
+ *
  * Output: one line of key=value pairs on stdout; errors and misrouted users
  * are counted there (and a few first error details go to stderr).
  */
@@ -45,6 +51,9 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #define LG_MAX_NAMES     64
 #define LG_HEAD_MAX      4096
@@ -70,6 +79,7 @@ enum lg_mode {
 enum lg_state {
     LG_FREE,
     LG_CONNECTING,
+    LG_TLS_HANDSHAKE,
     LG_SEND_HEAD,
     LG_READ_HEAD,
     LG_SEND_MSG,
@@ -94,6 +104,7 @@ static const char *const lg_err_names[LG_E_COUNT] = { "connect", "eof",  "status
 
 struct lg_conn {
     int fd;
+    SSL *ssl; /* owned with --tls */
     enum lg_state state;
     uint32_t events; /* what epoll watches now */
     uint32_t user;
@@ -127,6 +138,7 @@ static struct {
     const char *ready_file;
     double hold;
     int direct;
+    SSL_CTX *tls; /* --tls */
 
     int ep;
     struct lg_conn *conn;
@@ -306,6 +318,9 @@ lg_watch(struct lg_conn *c, uint32_t events)
 static void
 lg_conn_free(struct lg_conn *c)
 {
+    SSL_free(c->ssl);
+    c->ssl = NULL;
+    ERR_clear_error();
     if (c->fd >= 0) {
         close(c->fd); /* also leaves the epoll set */
         lg.live--;
@@ -373,11 +388,67 @@ lg_msg_build(struct lg_conn *c, size_t size)
 }
 
 /* Sends what is left of BUF[0..LEN) from c->off. Returns 1 when all out, 0 to wait, -1 error. */
+/* recv() or SSL_read(): > 0 bytes, 0 EOF, -1 with errno (EAGAIN: wait for epoll). */
+static ssize_t
+lg_recv(struct lg_conn *c, void *buf, size_t len)
+{
+    size_t n = 0;
+    int rc;
+
+    if (c->ssl == NULL) {
+        return recv(c->fd, buf, len, 0);
+    }
+    rc = SSL_read_ex(c->ssl, buf, len, &n);
+    if (rc == 1) {
+        return (ssize_t)n;
+    }
+    switch (SSL_get_error(c->ssl, rc)) {
+    case SSL_ERROR_WANT_READ:
+        errno = EAGAIN;
+        return -1;
+    case SSL_ERROR_WANT_WRITE:
+        lg_watch(c, EPOLLOUT);
+        errno = EAGAIN;
+        return -1;
+    case SSL_ERROR_ZERO_RETURN:
+        return 0;
+    default:
+        ERR_clear_error();
+        errno = EPROTO;
+        return -1;
+    }
+}
+
+/* send() or SSL_write() (partial writes on), same contract as send(). */
+static ssize_t
+lg_send_some(struct lg_conn *c, const void *buf, size_t len)
+{
+    size_t n = 0;
+    int rc;
+
+    if (c->ssl == NULL) {
+        return send(c->fd, buf, len, MSG_NOSIGNAL);
+    }
+    rc = SSL_write_ex(c->ssl, buf, len, &n);
+    if (rc == 1) {
+        return (ssize_t)n;
+    }
+    switch (SSL_get_error(c->ssl, rc)) {
+    case SSL_ERROR_WANT_WRITE:
+        errno = EAGAIN;
+        return -1;
+    default:
+        ERR_clear_error();
+        errno = EPROTO;
+        return -1;
+    }
+}
+
 static int
 lg_send(struct lg_conn *c, const void *buf, size_t len)
 {
     while (c->off < len) {
-        ssize_t n = send(c->fd, (const char *)buf + c->off, len - c->off, MSG_NOSIGNAL);
+        ssize_t n = lg_send_some(c, (const char *)buf + c->off, len - c->off);
 
         if (n > 0) {
             c->off += (size_t)n;
@@ -487,7 +558,7 @@ static void
 lg_read_head(struct lg_conn *c)
 {
     for (;;) {
-        ssize_t n = recv(c->fd, c->head + c->head_len, LG_HEAD_MAX - 1 - c->head_len, 0);
+        ssize_t n = lg_recv(c, c->head + c->head_len, LG_HEAD_MAX - 1 - c->head_len);
         char *end;
 
         if (n < 0 && errno == EINTR) {
@@ -534,7 +605,7 @@ lg_read_echo(struct lg_conn *c)
 
     for (;;) {
         size_t room = want_len - c->off;
-        ssize_t n = recv(c->fd, lg.scratch, room < LG_SCRATCH ? room : LG_SCRATCH, 0);
+        ssize_t n = lg_recv(c, lg.scratch, room < LG_SCRATCH ? room : LG_SCRATCH);
 
         if (n < 0 && errno == EINTR) {
             continue;
@@ -607,7 +678,35 @@ lg_step(struct lg_conn *c)
         }
         c->state = LG_SEND_HEAD;
         c->off = 0;
+        if (lg.tls != NULL) {
+            c->ssl = SSL_new(lg.tls);
+            if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
+                lg_error(c, LG_E_CONNECT, "SSL_new failed");
+                lg_conn_free(c);
+                return;
+            }
+            SSL_set_connect_state(c->ssl);
+            c->state = LG_TLS_HANDSHAKE;
+        }
     }
+        /* fall through */
+    case LG_TLS_HANDSHAKE:
+        if (c->state == LG_TLS_HANDSHAKE) {
+            int rc = SSL_do_handshake(c->ssl);
+
+            if (rc != 1) {
+                int e = SSL_get_error(c->ssl, rc);
+
+                if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+                    lg_watch(c, e == SSL_ERROR_WANT_READ ? EPOLLIN : EPOLLOUT);
+                    return;
+                }
+                lg_error(c, LG_E_CONNECT, "TLS handshake failed");
+                lg_conn_free(c);
+                return;
+            }
+            c->state = LG_SEND_HEAD;
+        }
         /* fall through */
     case LG_SEND_HEAD:
         n = snprintf(req, sizeof(req),
@@ -661,7 +760,7 @@ lg_step(struct lg_conn *c)
         lg_watch(c, EPOLLIN);
         return;
     case LG_IDLE_HOLD: {
-        ssize_t got = recv(c->fd, lg.scratch, 64, 0);
+        ssize_t got = lg_recv(c, lg.scratch, 64);
 
         if (got < 0 && (errno == EAGAIN || errno == EINTR)) {
             return;
@@ -866,7 +965,7 @@ lg_report(void)
     for (int e = 0; e < LG_E_COUNT; e++) {
         errors += lg.err[e];
     }
-    printf("mode=%s seconds=%.3f", mode_names[lg.mode], secs);
+    printf("mode=%s tls=%d seconds=%.3f", mode_names[lg.mode], lg.tls != NULL, secs);
     if (lg.mode == LG_HANDSHAKE) {
         printf(" handshakes=%llu rate=%.1f", (unsigned long long)lg.done,
                secs > 0 ? (double)lg.done / secs : 0);
@@ -897,7 +996,7 @@ lg_report(void)
 static void
 usage(void)
 {
-    fprintf(stderr, "usage: loadgen --mode handshake|small|bulk|idle|lookup --port P\n"
+    fprintf(stderr, "usage: loadgen --mode handshake|small|bulk|idle|lookup --port P [--tls]\n"
                     "  [--conns C] [--size B] [--seconds T] [--max N] [--users N]\n"
                     "  [--owners FILE [--direct]] [--ready FILE] [--hold S]\n");
     exit(2);
@@ -915,6 +1014,20 @@ main(int argc, char **argv)
 
         if (strcmp(a, "--direct") == 0) {
             lg.direct = 1;
+            continue;
+        }
+        if (strcmp(a, "--tls") == 0) {
+            lg.tls = SSL_CTX_new(TLS_client_method());
+            if (lg.tls == NULL) {
+                fprintf(stderr, "loadgen: SSL_CTX_new failed\n");
+                exit(1);
+            }
+            SSL_CTX_set_min_proto_version(lg.tls, TLS1_2_VERSION);
+            SSL_CTX_set_verify(lg.tls, SSL_VERIFY_NONE, NULL);
+            SSL_CTX_set_mode(lg.tls,
+                             SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+            SSL_CTX_set_session_cache_mode(lg.tls, SSL_SESS_CACHE_OFF); /* full handshakes */
+            SSL_CTX_set_alpn_protos(lg.tls, (const unsigned char *)"\x08http/1.1", 9);
             continue;
         }
         if (i + 1 >= argc) {
