@@ -51,6 +51,7 @@ struct conn_end {
     unsigned side : 1;           /* enum conn_side, so a callback finds its conn */
     unsigned tls_broken : 1;     /* a TLS error happened: no close_notify may follow */
     unsigned tls_plain_http : 1; /* the "TLS" handshake was a plain HTTP request */
+    unsigned tls_deferred : 1;   /* an EOF or error read behind data: the next read returns it */
     unsigned eof : 1;            /* read EOF from fd */
     unsigned shut : 1;           /* FIN sent to fd */
     unsigned blocked : 1;        /* reading stopped: the peer has pending bytes */

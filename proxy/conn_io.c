@@ -79,6 +79,7 @@ conn_io_tls_recv(struct conn_end *e, void *buf, size_t len)
 {
     size_t got = 0;
 
+    e->tls_deferred = 0;
     while (got < len) {
         size_t n = 0;
         int rc;
@@ -88,8 +89,16 @@ conn_io_tls_recv(struct conn_end *e, void *buf, size_t len)
         if (rc != 1) {
             ssize_t r = conn_io_tls_failed(e, rc);
 
-            /* Bytes already read go first; the EOF or error shows again on the next call. */
-            return got > 0 ? (ssize_t)got : r;
+            if (got == 0) {
+                return r;
+            }
+            /*
+             * Bytes already read go first; the EOF or error (OpenSSL repeats it)
+             * is for the next call, which nothing on the socket may trigger (a
+             * close_notify read ahead with the last record): count it as pending.
+             */
+            e->tls_deferred = r == 0 || errno != EAGAIN;
+            return (ssize_t)got;
         }
         got += n;
         conn_io_arm_read(e, false);
@@ -152,7 +161,7 @@ conn_io_send(struct conn_end *e, const void *buf, size_t len)
 bool
 conn_io_has_pending(const struct conn_end *e)
 {
-    return e->ssl != NULL && SSL_has_pending(e->ssl);
+    return e->ssl != NULL && (e->tls_deferred || SSL_has_pending(e->ssl));
 }
 
 void
