@@ -424,16 +424,31 @@ measure() {
         fi
         return
     fi
-    local m0 m1 b0 b1 w0 w1 other lmode=$mode tls=""
+    local m0 m1 b0 b1 w0 w1 other lmode=$mode tls="" ready=""
     case $mode in wss_*) lmode=${mode#wss_} tls=--tls ;; esac
+    # wss_small: 1,000 TLS handshakes come first; the window (and the CPU count) starts after them.
+    [ "$mode" = wss_small ] && ready=$WORK/ready-timed
     wait_quiet
+    if [ -n "$ready" ]; then
+        rm -f "$ready"
+        "${PFX[@]}" "$BIN/loadgen" --mode "$lmode" $tls --seconds "$SECS" --users "$USERS" \
+            --ready "$ready" "$@" >"$WORK/timed.out" 2>>"$WORK/loadgen.log" &
+        LOAD_PID=$!
+        while [ ! -f "$ready" ] && kill -0 "$LOAD_PID" 2>/dev/null; do sleep 0.05; done
+    fi
     t0=0
     [ -n "$PROXY_PID" ] && t0=$(proxy_ticks)
     m0=$(machine_ticks)
     b0=$(backend_ticks)
     w0=$(date +%s%N)
-    line=$("${PFX[@]}" "$BIN/loadgen" --mode "$lmode" $tls --seconds "$SECS" --users "$USERS" "$@" \
-        2>>"$WORK/loadgen.log")
+    if [ -n "$ready" ]; then
+        wait "$LOAD_PID"
+        LOAD_PID=""
+        line=$(cat "$WORK/timed.out")
+    else
+        line=$("${PFX[@]}" "$BIN/loadgen" --mode "$lmode" $tls --seconds "$SECS" --users "$USERS" "$@" \
+            2>>"$WORK/loadgen.log")
+    fi
     w1=$(date +%s%N)
     b1=$(backend_ticks)
     m1=$(machine_ticks)
