@@ -226,9 +226,10 @@ conn_io_tls_free(struct conn_end *e)
     if (e->ssl == NULL) {
         return;
     }
-    if (!e->tls_broken && SSL_is_init_finished(e->ssl) &&
-        !(SSL_get_shutdown(e->ssl) & SSL_SENT_SHUTDOWN)) {
-        SSL_shutdown(e->ssl); /* best effort: a clean close for strict clients */
+    /* A clean close for strict clients; not to a peer that is gone (an EOF read): wasted work. */
+    if (!e->tls_broken && !e->eof && SSL_is_init_finished(e->ssl) &&
+        !(SSL_get_shutdown(e->ssl) & (SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN))) {
+        SSL_shutdown(e->ssl);
     }
     SSL_free(e->ssl);
     ERR_clear_error();

@@ -21,6 +21,19 @@
 
 static const unsigned char tls_alpn_http11[] = "\x08http/1.1";
 
+/*
+ * Our order, not the client's (SSL_OP_CIPHER_SERVER_PREFERENCE): AES-128-GCM
+ * first, as in Mozilla's "intermediate" profile; it is as safe here and
+ * costs less per relayed byte than AES-256. TLS 1.2 keeps only forward-secret
+ * AEAD suites (no CBC, no RSA key exchange).
+ */
+#define TLS_CIPHERSUITES_13                                                                        \
+    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+#define TLS_CIPHERS_12                                                                             \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"     \
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+#define TLS_GROUPS "X25519:P-256:P-384" /* X25519 first: the cheapest key exchange */
+
 /* The oldest OpenSSL error as text (and the queue cleared): what to add to a message. */
 static const char *
 tls_error_text(char *buf, size_t len)
@@ -136,7 +149,10 @@ tls_server_ctx_create(const struct conf *conf, char *err, size_t err_len)
         return NULL;
     }
     ctx = SSL_CTX_new(TLS_server_method());
-    if (ctx == NULL || tls_ctx_common(ctx) == -1) {
+    if (ctx == NULL || tls_ctx_common(ctx) == -1 ||
+        SSL_CTX_set_ciphersuites(ctx, TLS_CIPHERSUITES_13) != 1 ||
+        SSL_CTX_set_cipher_list(ctx, TLS_CIPHERS_12) != 1 ||
+        SSL_CTX_set1_groups_list(ctx, TLS_GROUPS) != 1) {
         snprintf(err, err_len, "%s: TLS: %s", conf->file, tls_error_text(why, sizeof(why)));
         SSL_CTX_free(ctx);
         return NULL;
@@ -167,6 +183,7 @@ tls_server_ctx_create(const struct conf *conf, char *err, size_t err_len)
                  conf->tls_certificate);
         goto fail;
     }
+    SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
     SSL_CTX_set_alpn_select_cb(ctx, tls_on_alpn, NULL);
     /* Resumption: tickets (TLS 1.2 and 1.3) and a server cache for TLS 1.2 session ids. */
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"wsring", 6);
