@@ -17,7 +17,6 @@
 #define TLS_SESSION_CACHE_SIZE 20000 /* server-side sessions kept for TLS 1.2 id resumption */
 #define TLS_TICKETS            1  /* TLS 1.3 tickets per handshake: one resumes; each costs CPU */
 #define TLS_TICKET_KEYS_LEN    80 /* name 16 + HMAC 32 + AES 32 (OpenSSL >= 1.1.1) */
-#define TLS_HOST_MAX           256
 
 static const unsigned char tls_alpn_http11[] = "\x08http/1.1";
 
@@ -275,9 +274,8 @@ tls_server_new(SSL_CTX *ctx, int fd)
     return ssl;
 }
 
-/* The host part of ADDRESS ("host:port" or "[v6]:port") into OUT. Returns false when too long. */
-static bool
-tls_address_host(const char *address, char out[TLS_HOST_MAX])
+bool
+tls_member_host(const char *address, char out[TLS_HOST_MAX])
 {
     const char *start = address, *end;
     size_t n;
@@ -285,11 +283,14 @@ tls_address_host(const char *address, char out[TLS_HOST_MAX])
     if (*address == '[') {
         start = address + 1;
         end = strchr(start, ']');
+        if (end == NULL) {
+            return false;
+        }
     } else {
         end = strrchr(address, ':');
-    }
-    if (end == NULL) {
-        end = address + strlen(address);
+        if (end == NULL) {
+            end = address + strlen(address);
+        }
     }
     n = (size_t)(end - start);
     if (n == 0 || n >= TLS_HOST_MAX) {
@@ -314,7 +315,7 @@ tls_backend_new(SSL_CTX *ctx, const struct conf *conf, const struct member *m, i
         return NULL;
     }
     if (name == NULL) {
-        name = tls_address_host(m->address, host) ? host : "";
+        name = tls_member_host(m->address, host) ? host : "";
     }
     is_ip = inet_pton(AF_INET, name, ip) == 1 || inet_pton(AF_INET6, name, ip) == 1;
     ok = SSL_set_fd(ssl, fd) == 1;

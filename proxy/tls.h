@@ -9,9 +9,12 @@
 #ifndef WSRING_PROXY_TLS_H
 #define WSRING_PROXY_TLS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <openssl/ssl.h>
+
+#define TLS_HOST_MAX 256 /* longest host name or address, with its NUL */
 
 struct conf;
 struct member;
@@ -36,6 +39,12 @@ void tls_keep_ticket_keys(SSL_CTX *to, SSL_CTX *from);
  * an address); SNI sent for names only. Returns NULL on ENOMEM.
  */
 SSL *tls_backend_new(SSL_CTX *ctx, const struct conf *conf, const struct member *m, int fd);
+/*
+ * The host of a member ADDRESS ("host:port", "[v6]:port", or a bare host)
+ * into OUT: what its certificate must name. Returns false for an empty or
+ * too long host, or a "[" without "]". Pure.
+ */
+bool tls_member_host(const char *address, char out[TLS_HOST_MAX]);
 /* A new server SSL on FD, or NULL on ENOMEM. */
 SSL *tls_server_new(SSL_CTX *ctx, int fd);
 
