@@ -570,6 +570,47 @@ def test_backend_tls_refused(env, certs, extra, why):
     assert why in log
 
 
+def send_queue(port):
+    """The largest Send-Q (bytes the kernel holds unsent) of wsring's sockets on local PORT."""
+    out = subprocess.run(["ss", "-Htn", "state", "established", f"( sport = :{port} )"],
+                         capture_output=True, text=True, timeout=10).stdout
+    return max([int(line.split()[1]) for line in out.splitlines() if line.strip()] or [0])
+
+
+def test_backpressure_with_tls_on_both_ends(env, certs):
+    """A wss client that stops reading while it sends 20 MiB: wsring's TLS writes towards the
+    client block (its socket's send queue fills up), the bytes wait in the pending buffers and go
+    out once the client reads again; every message comes back whole and in order. The backend
+    side speaks TLS too."""
+    b = tls_backend(env, certs, "wss-slow")
+    proxy, port = start_tls(env, certs, "key query:user\nbackend_tls on\n"
+                            f"backend_ca_file {certs.ca_pem}\n" + backend_lines([b]))
+    ctx = client_ctx(certs.ca_pem)
+    # More messages than the backend queues (websockets: 64) and more bytes than the sockets hold.
+    msgs = [os.urandom(64 << 10) for _ in range(320)]
+
+    async def run():
+        async with websockets.connect(wss_url(port, "slow-reader"), ssl=ctx, compression=None,
+                                      max_size=None, max_queue=1, ping_interval=None,
+                                      write_limit=1 << 16) as ws:
+            await ws.recv()
+
+            async def send_all():
+                for m in msgs:
+                    await ws.send(m)
+            sender = asyncio.create_task(send_all())
+            await asyncio.sleep(2)  # not reading: every buffer on the way fills up
+            stuck = send_queue(port)
+            assert stuck > 1 << 20, f"wsring's socket to the client holds only {stuck} bytes"
+            back = [await asyncio.wait_for(ws.recv(), 60) for _ in msgs]
+            await sender
+            return back
+
+    back = asyncio.run(run())
+    assert [len(m) for m in back] == [len(m) for m in msgs]
+    assert back == msgs, "a message came back changed under backpressure"
+
+
 def test_backend_tls_server_name(env, certs):
     b = tls_backend(env, certs, "wss-named")
     proxy = env.wsring("key query:user\nbackend_tls on\nbackend_tls_server_name localhost\n"
