@@ -611,6 +611,27 @@ def test_backpressure_with_tls_on_both_ends(env, certs):
     assert back == msgs, "a message came back changed under backpressure"
 
 
+def test_backend_tls_handshake_timeout(env, certs):
+    """A backend that accepts TCP but never answers the TLS handshake: connect_timeout ends the
+    wait, the member is marked down and the client gets 502 (not a hang)."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # the kernel completes TCP handshakes; nobody ever speaks
+    try:
+        port = silent.getsockname()[1]
+        proxy = env.wsring("key query:user\nconnect_timeout 500ms\nbackend_tls on\n"
+                           f"backend_ca_file {certs.ca_pem}\nbackend mute 127.0.0.1:{port}\n")
+        from helpers import http_exchange, status_of
+        t0 = time.monotonic()
+        got, _ = http_exchange(proxy.port, b"GET /x?user=u HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert status_of(got) == 502, got
+        assert time.monotonic() - t0 < 3
+        wait_log(proxy, 'event=backend_tls_failed member=mute address=127.0.0.1:'
+                 f'{port} error="handshake timed out (connect_timeout)"')
+    finally:
+        silent.close()
+
+
 def test_backend_tls_server_name(env, certs):
     b = tls_backend(env, certs, "wss-named")
     proxy = env.wsring("key query:user\nbackend_tls on\nbackend_tls_server_name localhost\n"
