@@ -9,6 +9,7 @@ certificate for 127.0.0.1 and localhost, a second one (the SIGHUP swap), an expi
 the wrong host, and a second CA that signed none of them."""
 import asyncio
 import base64
+import hashlib
 import json
 import os
 import re
@@ -336,6 +337,39 @@ def test_drain_sends_close_1001_over_tls(env, certs):
     assert closed.rcvd is not None and closed.rcvd.code == 1001, closed
     proxy.proc.popen.wait(10)
     assert proxy.proc.popen.returncode == 0, proxy.proc.log_text()
+
+
+def test_https_requests_routed_one_by_one_on_keep_alive(env, certs):
+    """Plain HTTP over TLS (DESIGN §10.1): every request on one kept-alive https connection goes to
+    its own owner, pipelined requests too (they may sit in TLS's read-ahead, unseen by epoll), and
+    request bodies arrive whole."""
+    from test_http_cli import read_response
+    backends = [env.backend(n, "http") for n in ("tls-web-a", "tls-web-b", "tls-web-c")]
+    proxy, port = start_tls(env, certs, "key query:user\n" + backend_lines(backends))
+    users = [f"web-{i}" for i in range(30)]
+    owners = {u: proxy.lookup(u)["owner"] for u in users}
+    assert len(set(owners.values())) == 3
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    with client_ctx(certs.ca_pem).wrap_socket(raw, server_hostname="127.0.0.1") as s:
+        for u in users:
+            s.sendall(f"GET /send?user={u} HTTP/1.1\r\nHost: h\r\n\r\n".encode())
+            status, _h, body = read_response(s)
+            rep = json.loads(body)
+            assert status == 200 and rep["backend"] == owners[u], (u, rep["backend"], owners[u])
+            assert ["X-Forwarded-Proto", "https"] in rep["headers"], rep["headers"]
+        batch = users[:5]
+        s.sendall(b"".join(f"GET /p?user={u} HTTP/1.1\r\nHost: h\r\n\r\n".encode()
+                           for u in batch))
+        for u in batch:
+            _st, _h, body = read_response(s)
+            assert json.loads(body)["backend"] == owners[u]
+        payload = os.urandom(200000)
+        s.sendall(b"POST /up?user=web-1 HTTP/1.1\r\nHost: h\r\nContent-Length: "
+                  + str(len(payload)).encode() + b"\r\n\r\n" + payload)
+        _st, _h, body = read_response(s)
+        rep = json.loads(body)
+        assert rep["body_len"] == len(payload)
+        assert rep["body_sha256"] == hashlib.sha256(payload).hexdigest()
 
 
 # -- the TLS session itself -------------------------------------------------------------------
