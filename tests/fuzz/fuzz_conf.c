@@ -22,7 +22,12 @@ fuzz_conf_check(const struct conf *conf)
         abort();
     }
     for (size_t i = 0; i < conf->nlisten; i++) {
-        if (conf->listen[i].host == NULL || conf->listen[i].port == 0) {
+        if (conf->listen[i].addr.host == NULL || conf->listen[i].addr.port == 0) {
+            abort();
+        }
+        /* A tls listener never parses without both certificate files named. */
+        if (conf->listen[i].tls &&
+            (conf->tls_certificate == NULL || conf->tls_certificate_key == NULL)) {
             abort();
         }
     }
