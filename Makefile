@@ -10,7 +10,7 @@ DEB_PKGS  := build-essential pkg-config clang libclang-rt-14-dev clang-format li
              libcurl4-openssl-dev libjansson-dev libssl-dev libxxhash-dev libcmocka-dev \
              python3 python3-pytest python3-websockets python3-prometheus-client python3-requests \
              python3-cryptography curl \
-             chromium systemd etcd-server etcd-client
+             chromium systemd etcd-server etcd-client openssl
 PYTHON    := /usr/bin/python3
 
 BUILD        ?= build
@@ -151,6 +151,7 @@ deps:
 	@if ! pkg-config --exists $(PKGS) $(TEST_PKGS) || ! command -v clang >/dev/null \
 	    || ! command -v clang-format >/dev/null || ! command -v curl >/dev/null \
 	    || ! command -v chromium >/dev/null || ! command -v systemd-analyze >/dev/null \
+	    || ! command -v openssl >/dev/null \
 	    || ! command -v etcd >/dev/null \
 	    || ! $(PYTHON) -c 'import pytest, websockets, prometheus_client, requests, cryptography' \
 	        2>/dev/null; then \

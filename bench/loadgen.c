@@ -1,10 +1,10 @@
 /*
  * loadgen: the benchmark's WebSocket load generator (bench/README.md). One
- * epoll thread, no dependencies beyond libc, 127.0.0.1 only.
+ * epoll thread, no dependencies beyond libc (and OpenSSL for --tls), 127.0.0.1 only.
  *
  *   loadgen --mode lookup    --port ADMIN [--users N]          > owners
  *   loadgen --mode handshake --port P [--conns 64]   [--seconds T] [--owners F] [--direct]
- *   loadgen --mode small     --port P [--conns 1000] [--size 64]    ...
+ *   loadgen --mode small     --port P [--conns 1000] [--size 64] [--ready F] ...
  *   loadgen --mode bulk      --port P [--conns 16]   [--size 65536] ...
  *   loadgen --mode idle      --port P [--conns 9900] [--ready F] [--hold S] ...
  *   loadgen --mode http      --port P [--conns 64]   [--size 1024]  ...
@@ -24,6 +24,9 @@
  *   of --size bytes in flight: send, wait for the whole echo, compare it
  *   byte for byte, send the next. At the end each sends Close and waits for
  *   the Close reply.
+ *   With --ready F the timed window starts only once every connection is
+ *   upgraded (F is written then): the harness's CPU accounting then leaves
+ *   the (TLS) handshakes out.
  * idle: opens --conns upgraded connections (each echoes one 16-byte frame
  *   to prove the relay is up), writes --ready, holds them --hold seconds,
  *   then closes them with the Close handshake.
@@ -33,6 +36,12 @@
  *   then the whole 200 answer is read, its X-Backend checked as above and its
  *   body compared with the one sent. With --direct each connection goes to
  *   one backend and carries only that backend's users.
+ *
+ * --tls (every mode but lookup): wss:// instead of ws://. Each connection
+ *   starts with a full TLS handshake (TLS 1.2 or 1.3 as the proxy picks, no
+ *   resumption, no certificate check: the proxies are measured, not PKI);
+ *   frames then go through SSL_write/SSL_read. "handshake --tls" is the wss
+ *   session rate (TCP + TLS + upgrade), "small --tls" the TLS relay.
  *
  * Output: one line of key=value pairs on stdout; errors and misrouted users
  * are counted there (and a few first error details go to stderr).
@@ -52,6 +61,9 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #define LG_MAX_NAMES     64
 #define LG_HEAD_MAX      4096
@@ -78,6 +90,7 @@ enum lg_mode {
 enum lg_state {
     LG_FREE,
     LG_CONNECTING,
+    LG_TLS_HANDSHAKE,
     LG_SEND_HEAD,
     LG_READ_HEAD,
     LG_SEND_MSG,
@@ -104,6 +117,7 @@ static const char *const lg_err_names[LG_E_COUNT] = { "connect", "eof",  "status
 
 struct lg_conn {
     int fd;
+    SSL *ssl; /* owned with --tls */
     enum lg_state state;
     uint32_t events; /* what epoll watches now */
     uint32_t user;
@@ -140,6 +154,7 @@ static struct {
     const char *ready_file;
     double hold;
     int direct;
+    SSL_CTX *tls; /* --tls */
 
     int ep;
     struct lg_conn *conn;
@@ -158,6 +173,7 @@ static struct {
     uint32_t live;
     uint32_t opening;
     uint32_t up;
+    uint32_t upgraded; /* small/bulk: connections past their 101 */
 
     uint64_t done;  /* handshakes or messages finished inside [t0, t_end) */
     uint64_t bytes; /* payload bytes echoed inside [t0, t_end) */
@@ -320,6 +336,9 @@ lg_watch(struct lg_conn *c, uint32_t events)
 static void
 lg_conn_free(struct lg_conn *c)
 {
+    SSL_free(c->ssl);
+    c->ssl = NULL;
+    ERR_clear_error();
     if (c->fd >= 0) {
         close(c->fd); /* also leaves the epoll set */
         lg.live--;
@@ -387,11 +406,67 @@ lg_msg_build(struct lg_conn *c, size_t size)
 }
 
 /* Sends what is left of BUF[0..LEN) from c->off. Returns 1 when all out, 0 to wait, -1 error. */
+/* recv() or SSL_read(): > 0 bytes, 0 EOF, -1 with errno (EAGAIN: wait for epoll). */
+static ssize_t
+lg_recv(struct lg_conn *c, void *buf, size_t len)
+{
+    size_t n = 0;
+    int rc;
+
+    if (c->ssl == NULL) {
+        return recv(c->fd, buf, len, 0);
+    }
+    rc = SSL_read_ex(c->ssl, buf, len, &n);
+    if (rc == 1) {
+        return (ssize_t)n;
+    }
+    switch (SSL_get_error(c->ssl, rc)) {
+    case SSL_ERROR_WANT_READ:
+        errno = EAGAIN;
+        return -1;
+    case SSL_ERROR_WANT_WRITE:
+        lg_watch(c, EPOLLOUT);
+        errno = EAGAIN;
+        return -1;
+    case SSL_ERROR_ZERO_RETURN:
+        return 0;
+    default:
+        ERR_clear_error();
+        errno = EPROTO;
+        return -1;
+    }
+}
+
+/* send() or SSL_write() (partial writes on), same contract as send(). */
+static ssize_t
+lg_send_some(struct lg_conn *c, const void *buf, size_t len)
+{
+    size_t n = 0;
+    int rc;
+
+    if (c->ssl == NULL) {
+        return send(c->fd, buf, len, MSG_NOSIGNAL);
+    }
+    rc = SSL_write_ex(c->ssl, buf, len, &n);
+    if (rc == 1) {
+        return (ssize_t)n;
+    }
+    switch (SSL_get_error(c->ssl, rc)) {
+    case SSL_ERROR_WANT_WRITE:
+        errno = EAGAIN;
+        return -1;
+    default:
+        ERR_clear_error();
+        errno = EPROTO;
+        return -1;
+    }
+}
+
 static int
 lg_send(struct lg_conn *c, const void *buf, size_t len)
 {
     while (c->off < len) {
-        ssize_t n = send(c->fd, (const char *)buf + c->off, len - c->off, MSG_NOSIGNAL);
+        ssize_t n = lg_send_some(c, (const char *)buf + c->off, len - c->off);
 
         if (n > 0) {
             c->off += (size_t)n;
@@ -485,6 +560,7 @@ lg_head_done(struct lg_conn *c, size_t head_len)
     lg_route_check(c->user, backend, backend_len);
     free(c->head);
     c->head = NULL;
+    lg.upgraded++;
     if (lg.mode == LG_HANDSHAKE) {
         if (!lg.stopping) {
             lg.done++;
@@ -501,7 +577,7 @@ static void
 lg_read_head(struct lg_conn *c)
 {
     for (;;) {
-        ssize_t n = recv(c->fd, c->head + c->head_len, LG_HEAD_MAX - 1 - c->head_len, 0);
+        ssize_t n = lg_recv(c, c->head + c->head_len, LG_HEAD_MAX - 1 - c->head_len);
         char *end;
 
         if (n < 0 && errno == EINTR) {
@@ -548,7 +624,7 @@ lg_read_echo(struct lg_conn *c)
 
     for (;;) {
         size_t room = want_len - c->off;
-        ssize_t n = recv(c->fd, lg.scratch, room < LG_SCRATCH ? room : LG_SCRATCH, 0);
+        ssize_t n = lg_recv(c, lg.scratch, room < LG_SCRATCH ? room : LG_SCRATCH);
 
         if (n < 0 && errno == EINTR) {
             continue;
@@ -841,7 +917,16 @@ lg_step(struct lg_conn *c)
         }
         c->state = LG_SEND_HEAD;
         c->off = 0;
-        if (lg.mode == LG_HTTP) {
+        if (lg.tls != NULL) {
+            c->ssl = SSL_new(lg.tls);
+            if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
+                lg_error(c, LG_E_CONNECT, "SSL_new failed");
+                lg_conn_free(c);
+                return;
+            }
+            SSL_set_connect_state(c->ssl);
+            c->state = LG_TLS_HANDSHAKE;
+        } else if (lg.mode == LG_HTTP) {
             if (lg_http_build(c) == -1) {
                 lg_error(c, LG_E_ECHO, "out of memory");
                 lg_conn_free(c);
@@ -851,6 +936,24 @@ lg_step(struct lg_conn *c)
             return;
         }
     }
+        /* fall through */
+    case LG_TLS_HANDSHAKE:
+        if (c->state == LG_TLS_HANDSHAKE) {
+            int rc = SSL_do_handshake(c->ssl);
+
+            if (rc != 1) {
+                int e = SSL_get_error(c->ssl, rc);
+
+                if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+                    lg_watch(c, e == SSL_ERROR_WANT_READ ? EPOLLIN : EPOLLOUT);
+                    return;
+                }
+                lg_error(c, LG_E_CONNECT, "TLS handshake failed");
+                lg_conn_free(c);
+                return;
+            }
+            c->state = LG_SEND_HEAD;
+        }
         /* fall through */
     case LG_SEND_HEAD:
         n = snprintf(req, sizeof(req),
@@ -904,7 +1007,7 @@ lg_step(struct lg_conn *c)
         lg_watch(c, EPOLLIN);
         return;
     case LG_IDLE_HOLD: {
-        ssize_t got = recv(c->fd, lg.scratch, 64, 0);
+        ssize_t got = lg_recv(c, lg.scratch, 64);
 
         if (got < 0 && (errno == EAGAIN || errno == EINTR)) {
             return;
@@ -1013,6 +1116,26 @@ lg_run_timed(void)
 {
     for (uint32_t i = 0; i < lg.conns; i++) {
         lg_open(&lg.conn[i]);
+    }
+    if (lg.ready_file != NULL && lg.mode != LG_HANDSHAKE) {
+        /*
+         * The window starts once every connection is upgraded, so that (TLS)
+         * handshakes neither eat it nor count as message work; the file tells
+         * the harness when to start its CPU accounting.
+         */
+        double limit = lg_now() + LG_OPEN_SECONDS;
+        FILE *f;
+
+        while (lg.upgraded < lg.conns && lg.live > 0 && lg_now() < limit) {
+            lg_poll(50);
+        }
+        lg.done = lg.bytes = lg.nhist = 0;
+        memset(lg.hist, 0, sizeof(lg.hist));
+        f = fopen(lg.ready_file, "w");
+        if (f != NULL) {
+            fprintf(f, "upgraded=%u\n", lg.upgraded);
+            fclose(f);
+        }
     }
     lg.t0 = lg_now();
     lg.t_end = lg.t0 + lg.seconds;
@@ -1127,7 +1250,7 @@ lg_report(void)
     for (int e = 0; e < LG_E_COUNT; e++) {
         errors += lg.err[e];
     }
-    printf("mode=%s seconds=%.3f", mode_names[lg.mode], secs);
+    printf("mode=%s tls=%d seconds=%.3f", mode_names[lg.mode], lg.tls != NULL, secs);
     if (lg.mode == LG_HANDSHAKE) {
         printf(" handshakes=%llu rate=%.1f", (unsigned long long)lg.done,
                secs > 0 ? (double)lg.done / secs : 0);
@@ -1159,7 +1282,7 @@ lg_report(void)
 static void
 usage(void)
 {
-    fprintf(stderr, "usage: loadgen --mode handshake|small|bulk|idle|lookup|http --port P\n"
+    fprintf(stderr, "usage: loadgen --mode handshake|small|bulk|idle|lookup|http --port P [--tls]\n"
                     "  [--conns C] [--size B] [--seconds T] [--max N] [--users N]\n"
                     "  [--owners FILE [--direct]] [--ready FILE] [--hold S]\n");
     exit(2);
@@ -1177,6 +1300,20 @@ main(int argc, char **argv)
 
         if (strcmp(a, "--direct") == 0) {
             lg.direct = 1;
+            continue;
+        }
+        if (strcmp(a, "--tls") == 0) {
+            lg.tls = SSL_CTX_new(TLS_client_method());
+            if (lg.tls == NULL) {
+                fprintf(stderr, "loadgen: SSL_CTX_new failed\n");
+                exit(1);
+            }
+            SSL_CTX_set_min_proto_version(lg.tls, TLS1_2_VERSION);
+            SSL_CTX_set_verify(lg.tls, SSL_VERIFY_NONE, NULL);
+            SSL_CTX_set_mode(lg.tls,
+                             SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+            SSL_CTX_set_session_cache_mode(lg.tls, SSL_SESS_CACHE_OFF); /* full handshakes */
+            SSL_CTX_set_alpn_protos(lg.tls, (const unsigned char *)"\x08http/1.1", 9);
             continue;
         }
         if (i + 1 >= argc) {

@@ -7,12 +7,14 @@
 #   BUILD=build          where the bench tools were built
 #   BENCH_SECONDS=5      length of each timed measurement
 #   BENCH_REPS=3         repetitions (proxies interleaved: A B C A B C ...)
-#   BENCH_MODES="idle handshake small bulk http"
+#   BENCH_MODES="idle handshake small bulk http wss_handshake wss_small"
+#                        wss_*: the same loads over TLS (loadgen --tls) on a second listener of
+#                        each proxy, all with the same EC P-256 certificate made here
 #   BENCH_PROXIES="wsring haproxy nginx"
 #   BENCH_THREADS="1 2"  worker threads/processes per proxy
 #   BENCH_PIN=0          1: 1-thread runs put the proxy on CPU 1, load generator and backends
 #                        on CPU 0 (off by default: see bench/README.md)
-#   BENCH_PORT_BASE=29100  backends +1..+3, proxy +80, wsring admin +90
+#   BENCH_PORT_BASE=29100  backends +1..+3, proxy +80 (TLS +81), wsring admin +90
 #   BENCH_RESULTS=bench/RESULTS.md   where the report is written ("-" for stdout only)
 #   BENCH_QUIET_PCT=30   before each timed measurement wait until other jobs use at most this
 #   BENCH_QUIET_WAIT=20  % of one core (sampled over 0.5 s), for at most QUIET_WAIT seconds
@@ -31,13 +33,14 @@ BIN=$BUILD/bench
 WSRING=$BUILD/wsring
 SECS=${BENCH_SECONDS:-5}
 REPS=${BENCH_REPS:-3}
-MODES=${BENCH_MODES:-idle handshake small bulk http}
+MODES=${BENCH_MODES:-idle handshake small bulk http wss_handshake wss_small}
 PROXIES=${BENCH_PROXIES:-wsring haproxy nginx}
 THREADS=${BENCH_THREADS:-1 2}
 PIN=${BENCH_PIN:-0}
 BASE=${BENCH_PORT_BASE:-29100}
 RESULTS=${BENCH_RESULTS:-$ROOT/bench/RESULTS.md}
 PPORT=$((BASE + 80))
+TPORT=$((BASE + 81))
 APORT=$((BASE + 90))
 BPORTS="$((BASE + 1)) $((BASE + 2)) $((BASE + 3))"
 BNAMES="ws-a ws-b ws-c"
@@ -123,12 +126,28 @@ for p in $PROXIES; do
     esac
 done
 
-for port in $BPORTS $PPORT $APORT; do
+for port in $BPORTS $PPORT $TPORT $APORT; do
     if ss -Htln "sport = :$port" | grep -q .; then
         log "port $port is in use; set BENCH_PORT_BASE to another base"
         exit 1
     fi
 done
+
+# One certificate for every proxy's TLS listener (HAProxy wants chain and key in one file).
+make_certificate() {
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+        -keyout "$WORK/tls.key" -out "$WORK/tls.crt" >"$WORK/openssl.log" 2>&1 || return 1
+    cat "$WORK/tls.crt" "$WORK/tls.key" >"$WORK/tls.pem"
+}
+case " $MODES " in
+*" wss_"*)
+    if ! make_certificate; then
+        log "openssl could not make the TLS certificate; dropping the wss modes"
+        MODES=$(echo $MODES | tr ' ' '\n' | grep -v '^wss_' | tr '\n' ' ')
+    fi
+    ;;
+esac
 
 # ---- CPU placement ----------------------------------------------------------
 
@@ -220,6 +239,11 @@ start_backends() {
 write_wsring_conf() { # THREADS FILE
     {
         echo "listen 127.0.0.1:$PPORT"
+        if [ -f "$WORK/tls.pem" ]; then
+            echo "listen 127.0.0.1:$TPORT tls"
+            echo "tls_certificate $WORK/tls.crt"
+            echo "tls_certificate_key $WORK/tls.key"
+        fi
         echo "admin 127.0.0.1:$APORT"
         echo "workers $1"
         echo "key query:user"
@@ -249,6 +273,9 @@ defaults
 frontend fe
     bind 127.0.0.1:$PPORT
     default_backend be
+EOF
+        [ -f "$WORK/tls.pem" ] && echo "    bind 127.0.0.1:$TPORT ssl crt $WORK/tls.pem alpn http/1.1"
+        cat <<EOF
 backend be
     balance url_param user
     hash-type consistent
@@ -294,6 +321,14 @@ EOF
     }
     server {
         listen 127.0.0.1:$PPORT reuseport backlog=4096;
+EOF
+        if [ -f "$WORK/tls.pem" ]; then
+            echo "        listen 127.0.0.1:$TPORT ssl reuseport backlog=4096;"
+            echo "        ssl_certificate $WORK/tls.crt;"
+            echo "        ssl_certificate_key $WORK/tls.key;"
+            echo "        ssl_protocols TLSv1.2 TLSv1.3;"
+        fi
+        cat <<EOF
         location / {
             proxy_pass http://be;
             proxy_http_version 1.1;
@@ -391,22 +426,38 @@ measure() {
         fi
         return
     fi
-    local m0 m1 b0 b1 w0 w1 other
+    local m0 m1 b0 b1 w0 w1 other lmode=$mode tls="" ready=""
+    case $mode in wss_*) lmode=${mode#wss_} tls=--tls ;; esac
+    # wss_small: 1,000 TLS handshakes come first; the window (and the CPU count) starts after them.
+    [ "$mode" = wss_small ] && ready=$WORK/ready-timed
     wait_quiet
+    if [ -n "$ready" ]; then
+        rm -f "$ready"
+        "${PFX[@]}" "$BIN/loadgen" --mode "$lmode" $tls --seconds "$SECS" --users "$USERS" \
+            --ready "$ready" "$@" >"$WORK/timed.out" 2>>"$WORK/loadgen.log" &
+        LOAD_PID=$!
+        while [ ! -f "$ready" ] && kill -0 "$LOAD_PID" 2>/dev/null; do sleep 0.05; done
+    fi
     t0=0
     [ -n "$PROXY_PID" ] && t0=$(proxy_ticks)
     m0=$(machine_ticks)
     b0=$(backend_ticks)
     w0=$(date +%s%N)
-    line=$("${PFX[@]}" "$BIN/loadgen" --mode "$mode" --seconds "$SECS" --users "$USERS" "$@" \
-        2>>"$WORK/loadgen.log")
+    if [ -n "$ready" ]; then
+        wait "$LOAD_PID"
+        LOAD_PID=""
+        line=$(cat "$WORK/timed.out")
+    else
+        line=$("${PFX[@]}" "$BIN/loadgen" --mode "$lmode" $tls --seconds "$SECS" --users "$USERS" "$@" \
+            2>>"$WORK/loadgen.log")
+    fi
     w1=$(date +%s%N)
     b1=$(backend_ticks)
     m1=$(machine_ticks)
     [ -n "$line" ] || line="errors=1"
     local value count secs c100k=- cpct=-
     secs=$(kv "$line" seconds)
-    case $mode in
+    case $lmode in
     handshake) value=$(kv "$line" rate) count=$(kv "$line" handshakes) ;;
     small) value=$(kv "$line" rate) count=$(kv "$line" msgs) ;;
     bulk) value=$(kv "$line" mib_s) count=$(kv "$line" msgs) ;;
@@ -436,7 +487,7 @@ start_backends
 
 # The owner of every user, from wsring's own /lookup (asked once per user).
 write_wsring_conf 1 "$WORK/owners.conf"
-sed -i "s/^listen .*/listen 127.0.0.1:$PPORT/" "$WORK/owners.conf"
+sed -i "0,/^listen .*/s//listen 127.0.0.1:$PPORT/" "$WORK/owners.conf"
 "$WSRING" -c "$WORK/owners.conf" 2>>"$WORK/wsring.log" &
 PROXY_PID=$!
 for i in $(seq 50); do curl -s -m 1 "http://127.0.0.1:$APORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
@@ -453,16 +504,18 @@ for rep in $(seq "$REPS"); do
         # The physical limit: straight to each user's owner, same CPU placement as the proxies' load.
         place_backends "$(load_cpus "$n")"
         for mode in $MODES; do
-            [ "$mode" = idle ] && continue
+            case $mode in idle | wss_*) continue ;; esac # the backends speak no TLS
             measure direct "$n" "$rep" "$mode" --owners "$OWNERS" --direct --port 1
         done
         for kind in $RUN_PROXIES; do
             start_proxy "$kind" "$n" || continue
             for mode in $MODES; do
+                port=$PPORT
+                case $mode in wss_*) port=$TPORT ;; esac
                 if [ "$kind" = wsring ]; then
-                    measure "$kind" "$n" "$rep" "$mode" --port "$PPORT" --owners "$OWNERS"
+                    measure "$kind" "$n" "$rep" "$mode" --port "$port" --owners "$OWNERS"
                 else
-                    measure "$kind" "$n" "$rep" "$mode" --port "$PPORT"
+                    measure "$kind" "$n" "$rep" "$mode" --port "$port"
                 fi
             done
             stop_proxy
@@ -524,6 +577,26 @@ report() {
         done
     done
     echo
+    if echo " $MODES " | grep -q ' wss_'; then
+        echo "TLS (the same loads over wss://, one EC P-256 certificate for all; full handshakes, no resumption). CPU per wss session = proxy CPU s per 1,000 wss handshakes (TCP + TLS + upgrade + close)."
+        echo
+        echo "| threads | target | wss handshakes/s | proxy CPU s / 1k wss sessions | wss small msgs/s | wss small p99 ms | proxy CPU s / 100k wss msgs |"
+        echo "|---|---|---|---|---|---|---|"
+        local whs wcpu wsm wp99 wmcpu
+        for n in $THREADS; do
+            for name in $RUN_PROXIES; do
+                whs=$(med $name $n wss_handshake 5)
+                wcpu=$(med $name $n wss_handshake 6)
+                [ "$wcpu" = - ] || wcpu=$(awk -v v="$wcpu" 'BEGIN { printf "%.3f", v / 100 }')
+                wsm=$(med $name $n wss_small 5)
+                wp99=$(med $name $n wss_small 9)
+                [ "$wp99" = - ] || wp99=$(awk -v v="$wp99" 'BEGIN { printf "%.1f", v / 1000 }')
+                wmcpu=$(med $name $n wss_small 6)
+                echo "| $n | $name | $(fmt "$whs") | $wcpu | $(fmt "$wsm") | $wp99 | $(fmt "$wmcpu" 3) |"
+            done
+        done
+        echo
+    fi
     echo "Targets for wsring (issue): small >= 1.2x HAProxy and NGINX; CPU/100k <= 0.8x HAProxy; handshakes >= 1.1x the best peer; bulk >= 1.5x HAProxy; RSS/conn <= 0.5x HAProxy; no errors; every user's routing checked."
     echo
     for n in $THREADS; do
@@ -545,6 +618,13 @@ report() {
         check "bulk MiB/s vs HAProxy x1.5" "$(med wsring $n bulk 5)" ">=" "$(awk -v b="$(med haproxy $n bulk 5)" 'BEGIN { if (b == "-") print "-"; else print 1.5 * b }')"
         check "http req/s vs HAProxy (no target set; for reference)" "$(med wsring $n http 5)" ">=" "$(med haproxy $n http 5)"
         check "idle RSS B/conn vs HAProxy x0.5" "$(med wsring $n idle 5)" "<=" "$(awk -v b="$(med haproxy $n idle 5)" 'BEGIN { if (b == "-") print "-"; else print 0.5 * b }')"
+        if echo " $MODES " | grep -q ' wss_'; then
+            local best_cpu best_hs
+            best_cpu=$(printf '%s\n%s\n' "$(med haproxy $n wss_handshake 6)" "$(med nginx $n wss_handshake 6)" | grep -v '^-$' | sort -g | head -1)
+            best_hs=$(printf '%s\n%s\n' "$(med haproxy $n wss_handshake 5)" "$(med nginx $n wss_handshake 5)" | grep -v '^-$' | sort -g | tail -1)
+            check "CPU per wss session vs best peer x0.8" "$(med wsring $n wss_handshake 6)" "<=" "$(awk -v b="${best_cpu:--}" 'BEGIN { if (b == "-") print "-"; else print 0.8 * b }')"
+            check "wss handshakes/s vs best peer x1.0" "$(med wsring $n wss_handshake 5)" ">=" "${best_hs:--}"
+        fi
         check "errors" "$(sumcol wsring $n 11)" "<=" 0
         check "misrouted users" "$(sumcol wsring $n 12)" "<=" 0
     done

@@ -115,6 +115,7 @@ static const char *conf_set_jwt_leeway(void *field, char **args, int nargs);
 static const char *conf_add_etcd_endpoint(void *field, char **args, int nargs);
 static const char *conf_set_etcd_prefix(void *field, char **args, int nargs);
 static const char *conf_set_etcd_username(void *field, char **args, int nargs);
+static const char *conf_set_server_name(void *field, char **args, int nargs);
 
 #define FIELD(f) offsetof(struct conf, f)
 #define WHOLE    0 /* conf_add_* append to arrays and see their section's whole struct */
@@ -142,6 +143,11 @@ static const struct conf_directive conf_directives[] = {
     { "migrate_rate",      1, 1, conf_set_migrate_rate, FIELD(migrate_rate),          "200",            0 },
     { "close_grace",       1, 1, conf_set_timeout,      FIELD(close_grace_ms),        "5s",             0 },
     { "drain_timeout",     1, 1, conf_set_timeout,      FIELD(drain_timeout_ms),      "30s",            0 },
+    { "tls_certificate",   1, 1, conf_set_path,         FIELD(tls_certificate),       NULL,             0 },
+    { "tls_certificate_key", 1, 1, conf_set_path,       FIELD(tls_certificate_key),   NULL,             0 },
+    { "backend_tls",       1, 1, conf_set_flag,         FIELD(backend_tls),           "off",            0 },
+    { "backend_ca_file",   1, 1, conf_set_path,         FIELD(backend_ca_file),       NULL,             0 },
+    { "backend_tls_server_name", 1, 1, conf_set_server_name, FIELD(backend_tls_server_name), NULL,   0 },
     { "discovery",         1, 1, conf_set_discovery,    FIELD(discovery),             "static",         0 },
     { "backend",           2, 6, conf_add_backend,      WHOLE,                        NULL,             REP },
     { "consul",            0, 0, NULL,                  FIELD(consul),                NULL,             BLK },
@@ -894,6 +900,19 @@ conf_set_etcd_username(void *field, char **args, int nargs)
     return conf_set_string(field, args[0]);
 }
 
+/* ---- TLS --------------------------------------------------------------------- */
+
+/* The name a backend's certificate must carry (and the SNI sent): a DNS name, as RFC 6066 wants. */
+static const char *
+conf_set_server_name(void *field, char **args, int nargs)
+{
+    (void)nargs;
+    if (!conf_value_is_hostname(args[0], strlen(args[0]))) {
+        return "is not a host name (letters, digits, hyphens and dots)";
+    }
+    return conf_set_string(field, args[0]);
+}
+
 /* ---- edge: send_proxy, jwt_* (DESIGN §12) -------------------------------- */
 
 static const char *
@@ -1249,7 +1268,13 @@ conf_apply(struct conf_parser *p, struct conf_words *w)
         conf_enter(p, d);
         return 0;
     }
-    return conf_set(p, d, w->args, w->nargs);
+    if (conf_set(p, d, w->args, w->nargs) != 0) {
+        return -1;
+    }
+    if (d->set == conf_add_listen) {
+        p->conf->listen[p->conf->nlisten - 1].line = p->line; /* for conf_check_tls */
+    }
+    return 0;
 }
 
 /* The directive pass over every line; the syntax pass has vetted bytes and braces. */
@@ -1405,6 +1430,54 @@ conf_check_discovery(struct conf_parser *p)
     return 0;
 }
 
+/* Reports on the line of NAME (top level): "NAME" is of no use without WANTED. */
+static int
+conf_error_unused(struct conf_parser *p, const char *name, const char *wanted)
+{
+    p->line = conf_seen_line(p, CONF_SECTION_TOP, name);
+    return conf_error(p, "\"%s\" is used only with %s", name, wanted);
+}
+
+/*
+ * TLS lines must agree with the listeners and each other: a `tls` listener
+ * needs a certificate and its key; a certificate, key or backend TLS setting
+ * that nothing would use is refused rather than silently ignored.
+ */
+static int
+conf_check_tls(struct conf_parser *p)
+{
+    struct conf *conf = p->conf;
+    const struct conf_listen *tls = NULL;
+
+    conf->tls_certificate_line = conf_seen_line(p, CONF_SECTION_TOP, "tls_certificate");
+    conf->tls_certificate_key_line = conf_seen_line(p, CONF_SECTION_TOP, "tls_certificate_key");
+    conf->backend_ca_file_line = conf_seen_line(p, CONF_SECTION_TOP, "backend_ca_file");
+
+    for (size_t i = 0; i < conf->nlisten && tls == NULL; i++) {
+        tls = conf->listen[i].tls ? &conf->listen[i] : NULL;
+    }
+    if (tls != NULL && (conf->tls_certificate == NULL || conf->tls_certificate_key == NULL)) {
+        p->line = tls->line;
+        return conf_error(p, "listener %s:%u is flagged tls but there is no \"%s\" directive",
+                          tls->addr.host, tls->addr.port,
+                          conf->tls_certificate == NULL ? "tls_certificate"
+                                                        : "tls_certificate_key");
+    }
+    if (tls == NULL && conf->tls_certificate != NULL) {
+        return conf_error_unused(p, "tls_certificate", "a listener flagged tls");
+    }
+    if (tls == NULL && conf->tls_certificate_key != NULL) {
+        return conf_error_unused(p, "tls_certificate_key", "a listener flagged tls");
+    }
+    if (!conf->backend_tls && conf->backend_ca_file != NULL) {
+        return conf_error_unused(p, "backend_ca_file", "\"backend_tls on\"");
+    }
+    if (!conf->backend_tls && conf->backend_tls_server_name != NULL) {
+        return conf_error_unused(p, "backend_tls_server_name", "\"backend_tls on\"");
+    }
+    return 0;
+}
+
 /* `key jwt:` needs a key to verify with; jwt_* lines without a jwt rule would do nothing. */
 static int
 conf_check_jwt(struct conf_parser *p)
@@ -1439,7 +1512,7 @@ conf_finish(struct conf_parser *p)
 {
     p->base = 0;
     if (conf_finish_section(p, CONF_SECTION_TOP) != 0 || conf_check_discovery(p) != 0 ||
-        conf_check_jwt(p) != 0) {
+        conf_check_jwt(p) != 0 || conf_check_tls(p) != 0) {
         return -1;
     }
     for (size_t i = 1; i < CONF_SECTION_COUNT; i++) {
@@ -1597,6 +1670,10 @@ conf_destroy(struct conf *conf)
     free(conf->etcd.username);
     free(conf->etcd.password_file);
     free(conf->state_file);
+    free(conf->tls_certificate);
+    free(conf->tls_certificate_key);
+    free(conf->backend_ca_file);
+    free(conf->backend_tls_server_name);
     free(conf->listen);
     free(conf->keys);
     free(conf->backends);

@@ -25,6 +25,7 @@ struct conf_listen {
     struct conf_addr addr;
     bool tls;            /* `tls`: terminate TLS with tls_certificate / tls_certificate_key */
     bool proxy_protocol; /* `proxy_protocol`: a PROXY v1/v2 header must come first */
+    unsigned line;       /* where it was written, for messages about it */
 };
 
 enum conf_key_source {
@@ -152,6 +153,16 @@ struct conf {
     char *jwt_audience;         /* owned or NULL: when set, `aud` must hold it */
     char *jwt_issuer;           /* owned or NULL: when set, `iss` must equal it */
     uint64_t jwt_leeway_ms;     /* clock skew allowed on exp and nbf; default 60s */
+
+    /* TLS (DESIGN §12). File names only: conf does no I/O, proxy/tls.c reads them. */
+    char *tls_certificate;         /* owned or NULL; PEM chain, leaf first */
+    char *tls_certificate_key;     /* owned or NULL; PEM private key */
+    bool backend_tls;              /* `backend_tls on`: speak TLS to every backend */
+    char *backend_ca_file;         /* owned or NULL (the system's CAs) */
+    char *backend_tls_server_name; /* owned or NULL (the member address's host) */
+    unsigned tls_certificate_line; /* lines of the three files, for messages about them */
+    unsigned tls_certificate_key_line;
+    unsigned backend_ca_file_line;
 
     enum conf_discovery discovery;
     struct conf_consul consul; /* meaningful with CONF_DISCOVERY_CONSUL */

@@ -16,6 +16,7 @@
 #include <event2/event.h>
 
 #include "conf/conf.h"
+#include "proxy/conn_io.h"
 #include "proxy/forward.h"
 #include "proxy/head.h"
 #include "proxy/key.h"
@@ -23,6 +24,7 @@
 #include "proxy/proxy_proto.h"
 #include "proxy/redirect.h"
 #include "proxy/settings.h"
+#include "proxy/tls.h"
 #include "proxy/worker.h"
 
 #define CONN_HEAD_FIRST_ALLOC 2048
@@ -97,12 +99,21 @@ conn_start(struct worker *w, const struct worker_listener *listener, int fd,
     w->nconns++;
     w->metrics.accepted++;
     c->accepted_us = conn_now_us();
-
     c->state = CONN_READ_HEAD;
     event_assign(&c->end[SIDE_CLIENT].rd, w->base, fd, EV_READ | EV_PERSIST, conn_on_client_read,
                  c);
     c->await_proxy = listener->proxy_protocol;
     evtimer_assign(&c->timer, w->base, conn_on_handshake_timeout, c);
+    if (listener->tls) {
+        /* The certificate in force now (SIGHUP swaps it for later connections only). */
+        SSL_CTX *ctx = c->route->settings->tls_server;
+
+        c->end[SIDE_CLIENT].ssl = ctx != NULL ? tls_server_new(ctx, fd) : NULL;
+        if (c->end[SIDE_CLIENT].ssl == NULL) {
+            conn_close(c, CLOSE_TLS_HANDSHAKE); /* no answer: it would be plaintext */
+            return;
+        }
+    }
     event_add(&c->end[SIDE_CLIENT].rd, NULL);
     /* One deadline for the whole head, so a client dripping bytes cannot extend it. */
     evtimer_add(&c->timer, &tv);
@@ -465,43 +476,67 @@ conn_has_bare_lf(const struct conn *c, size_t n)
     return false;
 }
 
-static void
-conn_on_head_read(evutil_socket_t fd, short what, void *arg)
+/*
+ * Reads what the client has (through TLS when the listener says so: the
+ * first reads also run the handshake). Returns 1 to read again (TLS holds
+ * more), 0 to wait for the socket, -1 when C is gone or the head is done.
+ */
+static int
+conn_head_read_some(struct conn *c)
 {
-    struct conn *c = arg;
+    struct conn_end *e = &c->end[SIDE_CLIENT];
     size_t end;
     ssize_t n;
 
-    (void)what;
-    assert(c->state == CONN_READ_HEAD);
     if (conn_head_reserve(c) == -1) {
         conn_close(c, CLOSE_NO_MEMORY);
-        return;
+        return -1;
     }
-    n = recv(fd, c->head + c->head_len, c->head_cap - c->head_len, 0);
+    n = conn_io_recv(e, c->head + c->head_len, c->head_cap - c->head_len);
     if (n == 0) {
         conn_close(c, CLOSE_CLIENT_EOF);
-        return;
+        return -1;
     }
     if (n == -1) {
-        if (errno != EAGAIN && errno != EINTR) {
-            conn_close(c, CLOSE_CLIENT_ERROR);
+        if (errno == EAGAIN || errno == EINTR) {
+            return 0;
         }
-        return;
+        if (e->tls_plain_http) {
+            /* http:// to a TLS port: say so in plain HTTP (the client could not read TLS). */
+            conn_io_tls_free(e);
+            conn_close(c, CLOSE_PLAIN_HTTP);
+            return -1;
+        }
+        conn_close(c, conn_io_in_handshake(e) ? CLOSE_TLS_HANDSHAKE : CLOSE_CLIENT_ERROR);
+        return -1;
     }
     c->head_len += (size_t)n;
     end = head_find_end(c->head, c->head_len, &c->head_scanned);
     if (end == 0 && conn_has_bare_lf(c, (size_t)n)) {
         conn_close(c, CLOSE_BAD_HEAD); /* a bare-LF head would never end: say 400 now */
-        return;
+        return -1;
     }
     if (end == 0 || end > c->route->conf->max_head_bytes) {
         if (c->head_len > c->route->conf->max_head_bytes) {
             conn_close(c, CLOSE_HEAD_TOO_LARGE);
+            return -1;
         }
-        return;
+        return conn_io_has_pending(e) ? 1 : 0;
     }
     conn_head_done(c);
+    return -1;
+}
+
+static void
+conn_on_head_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+
+    (void)fd;
+    (void)what;
+    assert(c->state == CONN_READ_HEAD);
+    while (conn_head_read_some(c) == 1) {
+    }
 }
 
 static void conn_on_connected(evutil_socket_t fd, short what, void *arg);
@@ -524,7 +559,9 @@ conn_connect_next(struct conn *c)
             continue; /* never resolved: as good as down */
         }
         c->reused = 0;
-        if (c->http && !c->replayed && c->route->conf->send_proxy == CONF_SEND_PROXY_OFF) {
+        /* TLS ends are not pooled; nor, with send_proxy, connections naming one client */
+        if (c->http && !c->replayed && c->route->conf->send_proxy == CONF_SEND_PROXY_OFF &&
+            c->route->settings->tls_backend == NULL) {
             const struct member *m = member_set_at(ring_members(c->route->ring), c->cand[c->icand]);
 
             b->fd = pool_take(&c->worker->pool, m->id);
@@ -572,6 +609,64 @@ conn_connected(struct conn *c, const struct member *m)
     relay_start(c);
 }
 
+/* The connect or TLS handshake to the current candidate failed (WHY): mark it down, try the next.
+ */
+static void
+conn_backend_failed(struct conn *c, const char *event, const char *why)
+{
+    struct conn_end *b = &c->end[SIDE_BACKEND];
+    const struct member *m = member_set_at(ring_members(c->route->ring), c->cand[c->icand]);
+
+    log_msg(LOG_WARN, "event=%s member=%s address=%s error=\"%s\" down_hold_ms=%llu", event, m->id,
+            m->address, why, (unsigned long long)c->route->conf->down_hold_ms);
+    route_mark_down(c->route, c->cand[c->icand], route_now_ms() + c->route->conf->down_hold_ms);
+    /* Not conn_end_close(): the pending bytes (the forwarded head) go to the next candidate. */
+    conn_event_del(&b->wr);
+    conn_io_tls_free(b);
+    close(b->fd);
+    b->fd = -1;
+    c->icand++;
+    conn_connect_next(c);
+}
+
+static void conn_on_backend_tls(evutil_socket_t fd, short what, void *arg);
+
+/* backend_tls: one more step of the handshake; relays once it is done. */
+static void
+conn_backend_tls_step(struct conn *c)
+{
+    struct conn_end *b = &c->end[SIDE_BACKEND];
+    struct timeval tv = conn_tv(c->route->conf->connect_timeout_ms);
+    char why[256];
+    int want = conn_io_handshake(b, why, sizeof(why));
+
+    if (want == 0) {
+        conn_connected(c, member_set_at(ring_members(c->route->ring), c->cand[c->icand]));
+        return;
+    }
+    if (want == -1) {
+        conn_backend_failed(c, "backend_tls_failed", why);
+        return;
+    }
+    conn_event_del(&b->wr);
+    event_assign(&b->wr, c->worker->base, b->fd, (short)want, conn_on_backend_tls, c);
+    event_add(&b->wr, &tv);
+}
+
+static void
+conn_on_backend_tls(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+
+    (void)fd;
+    assert(c->state == CONN_CONNECTING);
+    if (what & EV_TIMEOUT) {
+        conn_backend_failed(c, "backend_tls_failed", "handshake timed out (connect_timeout)");
+        return;
+    }
+    conn_backend_tls_step(c);
+}
+
 static void
 conn_on_connected(evutil_socket_t fd, short what, void *arg)
 {
@@ -579,27 +674,33 @@ conn_on_connected(evutil_socket_t fd, short what, void *arg)
     struct conn_end *b = &c->end[SIDE_BACKEND];
     const struct member *m = member_set_at(ring_members(c->route->ring), c->cand[c->icand]);
     int err = ETIMEDOUT;
+    socklen_t len = sizeof(err);
 
     assert(c->state == CONN_CONNECTING);
-    if (what & EV_WRITE) {
+    if ((what & EV_WRITE) && c->route->settings->tls_backend == NULL) {
         /* Sending the head tells whether the connect worked (a failed one fails the send with its
          * error), one syscall fewer than asking SO_ERROR first. */
         ssize_t n = send(fd, b->pend, b->pend_len, MSG_NOSIGNAL | MSG_DONTWAIT);
 
-        err = n >= 0 || errno == EAGAIN || errno == EINTR ? 0 : errno;
-        if (err == 0) {
+        if (n >= 0 || errno == EAGAIN || errno == EINTR) {
             b->pend_off = n > 0 ? (size_t)n : 0;
             conn_connected(c, m);
             return;
         }
+        err = errno;
+    } else if ((what & EV_WRITE) && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1) {
+        err = errno;
     }
-    log_msg(LOG_WARN, "event=backend_down member=%s address=%s error=\"%s\" down_hold_ms=%llu",
-            m->id, m->address, strerror(err), (unsigned long long)c->route->conf->down_hold_ms);
-    route_mark_down(c->route, c->cand[c->icand], route_now_ms() + c->route->conf->down_hold_ms);
-    close(fd);
-    b->fd = -1;
-    c->icand++;
-    conn_connect_next(c);
+    if (err != 0) {
+        conn_backend_failed(c, "backend_down", strerror(err));
+        return;
+    }
+    b->ssl = tls_backend_new(c->route->settings->tls_backend, c->route->conf, m, fd);
+    if (b->ssl == NULL) {
+        conn_close(c, CLOSE_NO_MEMORY);
+        return;
+    }
+    conn_backend_tls_step(c);
 }
 
 void
@@ -657,7 +758,7 @@ conn_read_next_head(struct conn *c)
             return;
         }
     }
-    event_add(&client->rd, NULL);
+    conn_io_resume_read(client); /* TLS may hold the next request already */
 }
 
 void
@@ -759,7 +860,7 @@ conn_answer_last(struct conn *c, const void *buf, size_t len)
     conn_event_del(&e->wr);
     evtimer_del(&c->timer);
     /* A few hundred bytes always fit an empty socket buffer; a short write only cuts the answer. */
-    if (send(e->fd, buf, len, MSG_NOSIGNAL) == -1 || shutdown(e->fd, SHUT_WR) == -1) {
+    if (conn_io_send(e, buf, len) == -1 || conn_io_shutdown(e) == -1) {
         conn_close(c, CLOSE_DONE);
         return;
     }
@@ -784,6 +885,7 @@ conn_end_close(struct conn_end *e)
     if (e->fd != -1) {
         conn_event_del(&e->rd);
         conn_event_del(&e->wr);
+        conn_io_tls_free(e);
         close(e->fd);
         e->fd = -1;
     }

@@ -29,6 +29,7 @@
 #include "proxy/route.h"
 #include "proxy/scrape.h"
 #include "proxy/settings.h"
+#include "proxy/tls.h"
 #include "proxy/worker.h"
 #include "ring/ring.h"
 
@@ -371,6 +372,8 @@ main_reload(struct main_state *st)
         log_msg(LOG_WARN, "event=reload_partial what=\"listen, admin and workers need a restart; "
                           "keeping the running ones\"");
     }
+    /* Tickets issued before the reload keep resuming. */
+    tls_keep_ticket_keys(settings->tls_server, st->settings->tls_server);
     if ((conf->discovery == CONF_DISCOVERY_STATIC &&
          (members = conf_static_members(conf)) == NULL) ||
         publisher_reload(st->publisher, settings, members) == -1) {

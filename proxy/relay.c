@@ -18,6 +18,7 @@
 #include <event2/event.h>
 
 #include "conf/conf.h"
+#include "proxy/conn_io.h"
 #include "proxy/pool.h"
 #include "proxy/worker.h"
 
@@ -58,8 +59,7 @@ relay_flush_head(struct conn *c)
 
     /* A fresh connection sent (part of) the head already (conn_on_connected). */
     if (b->pend_off < b->pend_len) {
-        ssize_t n = send(b->fd, b->pend + b->pend_off, b->pend_len - b->pend_off,
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n = conn_io_send(b, b->pend + b->pend_off, b->pend_len - b->pend_off);
 
         if (n == -1 && errno != EAGAIN && errno != EINTR) {
             if (relay_can_replay(c, true)) {
@@ -79,7 +79,7 @@ relay_flush_head(struct conn *c)
     }
     b->pend_off = b->pend_len = 0;
     if (!(c->http && c->req_done)) {
-        event_add(&client->rd, NULL);
+        conn_io_resume_read(client);
     }
 }
 
@@ -203,7 +203,7 @@ relay_pass_eof(struct conn *c, struct conn_end *to)
         conn_close(c, to->side == SIDE_CLIENT ? CLOSE_DONE : CLOSE_CLIENT_EOF);
         return;
     }
-    if (shutdown(to->fd, SHUT_WR) == -1) {
+    if (conn_io_shutdown(to) == -1) {
         conn_close(c, relay_error_of(to));
         return;
     }
@@ -229,9 +229,7 @@ relay_sendv(struct conn *c, struct conn_end *from, struct conn_end *to, const st
     }
     /* Bytes already waiting go first (an HTTP response may arrive in two sends per read). */
     if (to->pend_off == to->pend_len) {
-        struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)niov };
-
-        n = sendmsg(to->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        n = conn_io_sendv(to, iov, niov);
     }
     if (n == -1) {
         if (errno != EAGAIN && errno != EINTR) {
@@ -320,9 +318,10 @@ relay_http_done(struct conn *c)
     if (!c->req_done) {
         c->client_close = 1; /* the rest of that body would read as a request: never */
     }
-    /* send_proxy: a connection's PROXY header names one client, so it never serves another */
+    /* send_proxy: a connection's PROXY header names one client, so it never serves another;
+     * TLS backend connections are not pooled */
     if (c->resp_reusable && c->req_done && !b->eof && b->pend_off == b->pend_len &&
-        c->route->conf->send_proxy == CONF_SEND_PROXY_OFF) {
+        c->route->conf->send_proxy == CONF_SEND_PROXY_OFF && b->ssl == NULL) {
         conn_event_del(&b->rd);
         conn_event_del(&b->wr);
         pool_put(&c->worker->pool, c->member->id, b->fd);
@@ -576,7 +575,7 @@ relay_inject_close(struct conn *c)
     evtimer_assign(&c->timer, c->worker->base, relay_on_close_timeout, c);
     evtimer_add(&c->timer, &tv);
     client->blocked = 0;
-    event_add(&client->rd, NULL);
+    conn_io_resume_read(client);
     if (client->pend_off < client->pend_len) {
         if (relay_keep(client, frame, len) == -1) {
             conn_close(c, CLOSE_NO_MEMORY);
@@ -616,10 +615,13 @@ relay_await_close(struct conn *c, struct conn_end *from)
     ssize_t n;
 
     assert(from->side == SIDE_CLIENT);
-    n = recv(from->fd, c->worker->scratch, c->worker->scratch_len, 0);
+    n = conn_io_recv(from, c->worker->scratch, c->worker->scratch_len);
     if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
         conn_close(c, (enum close_reason)c->close_reason);
         return;
+    }
+    if (conn_io_has_pending(from)) {
+        event_active(&from->rd, EV_READ, 1); /* TLS read ahead: epoll will not tell */
     }
     if (n > 0) {
         wsframe_scan(&c->frames_in, c->worker->scratch, (size_t)n, WSFRAME_STOP_NONE);
@@ -696,6 +698,7 @@ relay_on_read(evutil_socket_t fd, short what, void *arg)
     struct conn_end *to = &c->end[!from->side];
     struct worker *w = c->worker;
 
+    (void)fd;
     (void)what;
     assert(c->state == CONN_RELAY || c->state == CONN_MIGRATING || c->state == CONN_CLOSE_SENT);
     if (c->state == CONN_CLOSE_SENT) {
@@ -703,7 +706,7 @@ relay_on_read(evutil_socket_t fd, short what, void *arg)
         return;
     }
     for (int i = 0; i < RELAY_READS_PER_WAKEUP && !from->blocked; i++) {
-        ssize_t n = recv(fd, w->scratch, w->scratch_len, 0);
+        ssize_t n = conn_io_recv(from, w->scratch, w->scratch_len);
 
         if (n == 0) {
             from->eof = 1;
@@ -753,9 +756,12 @@ relay_on_read(evutil_socket_t fd, short what, void *arg)
         if (relay_send(c, from, to, w->scratch, (size_t)n) == -1) {
             return;
         }
-        if ((size_t)n < w->scratch_len) {
+        if ((size_t)n < w->scratch_len && !conn_io_has_pending(from)) {
             return; /* the socket is drained; don't pay for an EAGAIN */
         }
+    }
+    if (!from->blocked && conn_io_has_pending(from)) {
+        event_active(&from->rd, EV_READ, 1); /* fairness cut us short; TLS holds the rest */
     }
 }
 
@@ -767,9 +773,10 @@ relay_on_write(evutil_socket_t fd, short what, void *arg)
     struct conn_end *from = &c->end[!to->side];
     ssize_t n;
 
+    (void)fd;
     (void)what;
     assert(c->state == CONN_RELAY || c->state == CONN_MIGRATING || c->state == CONN_CLOSE_SENT);
-    n = send(fd, to->pend + to->pend_off, to->pend_len - to->pend_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    n = conn_io_send(to, to->pend + to->pend_off, to->pend_len - to->pend_off);
     if (n == -1) {
         if (errno != EAGAIN && errno != EINTR) {
             if (to->side == SIDE_BACKEND && relay_can_replay(c, false)) {
@@ -799,7 +806,7 @@ relay_on_write(evutil_socket_t fd, short what, void *arg)
         }
         from->blocked = 0;
         if (!from->eof && !(from->side == SIDE_CLIENT && c->req_done) && from->fd != -1) {
-            event_add(&from->rd, NULL);
+            conn_io_resume_read(from);
         }
         return;
     }
@@ -808,5 +815,5 @@ relay_on_write(evutil_socket_t fd, short what, void *arg)
         return;
     }
     from->blocked = 0;
-    event_add(&from->rd, NULL);
+    conn_io_resume_read(from);
 }

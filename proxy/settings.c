@@ -4,8 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <openssl/ssl.h>
+
 #include "conf/conf.h"
 #include "proxy/jwt.h"
+#include "proxy/tls.h"
 
 struct settings *
 settings_create(struct conf *conf)
@@ -19,6 +22,8 @@ settings_create(struct conf *conf)
     atomic_init(&s->refs, 1);
     s->conf = conf;
     s->jwt_key = NULL;
+    s->tls_server = NULL;
+    s->tls_backend = NULL;
     return s;
 }
 
@@ -27,6 +32,7 @@ settings_load(const char *file, char err[CONF_ERR_LEN])
 {
     struct conf *conf = conf_load(file, err);
     struct jwt_key *key = NULL;
+    SSL_CTX *server, *backend;
     struct settings *s;
 
     if (conf == NULL) {
@@ -43,13 +49,23 @@ settings_load(const char *file, char err[CONF_ERR_LEN])
             return NULL;
         }
     }
+    /* The certificate files are read here too: -t, a start and a SIGHUP all check them. */
+    if (tls_contexts_create(conf, &server, &backend, err, CONF_ERR_LEN) == -1) {
+        jwt_key_destroy(key);
+        conf_destroy(conf);
+        return NULL;
+    }
     s = settings_create(conf);
     if (s == NULL) {
         jwt_key_destroy(key);
+        SSL_CTX_free(server);
+        SSL_CTX_free(backend);
         snprintf(err, CONF_ERR_LEN, "%s: cannot allocate memory", file);
         return NULL;
     }
     s->jwt_key = key;
+    s->tls_server = server;
+    s->tls_backend = backend;
     return s;
 }
 
@@ -66,6 +82,8 @@ settings_unref(struct settings *s)
     if (s != NULL && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
         jwt_key_destroy(s->jwt_key);
         conf_destroy(s->conf);
+        SSL_CTX_free(s->tls_server);
+        SSL_CTX_free(s->tls_backend);
         free(s);
     }
 }

@@ -11,14 +11,22 @@
 #include "conf/conf.h"
 
 struct jwt_key;
+struct ssl_ctx_st;
 
 struct settings {
     atomic_uint refs;
-    struct conf *conf;       /* owned; immutable */
-    struct jwt_key *jwt_key; /* owned or NULL; jwt_key_file's key, shared read-only by workers */
+    struct conf *conf;              /* owned; immutable */
+    struct jwt_key *jwt_key;        /* owned or NULL; jwt_key_file's key, shared read-only */
+    struct ssl_ctx_st *tls_server;  /* owned reference or NULL: listeners flagged tls (tls.h) */
+    struct ssl_ctx_st *tls_backend; /* owned reference or NULL: backend_tls on */
 };
 
-/* Takes ownership of CONF, also on failure. Returns NULL on ENOMEM. No jwt_key. */
+/*
+ * Takes ownership of CONF, also on failure. Returns NULL on ENOMEM. No
+ * jwt_key; the TLS contexts start NULL: whoever builds them stores them (and
+ * settings_unref frees them): each SSL holds its own reference, so live TLS
+ * connections outlive the settings they started with.
+ */
 struct settings *settings_create(struct conf *conf);
 /*
  * conf_load(FILE), then the files the conf names that must be good before it

@@ -337,7 +337,8 @@ worker_create(unsigned id, const struct conf *conf, struct route *route,
             return NULL;
         }
         w->nlisteners++;
-        l->proto = "http";
+        l->tls = conf->listen[i].tls;
+        l->proto = l->tls ? "https" : "http";
         l->proxy_protocol = conf->listen[i].proxy_protocol;
         l->worker = w;
         event_assign(&l->ev, w->base, l->fd, EV_READ | EV_PERSIST, worker_on_accept, l);

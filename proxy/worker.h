@@ -35,7 +35,8 @@ struct worker_listener {
     struct worker *worker; /* borrowed; the owner */
     int fd;                /* owned */
     struct event ev;       /* EV_READ | EV_PERSIST on fd */
-    const char *proto;     /* "http" */
+    const char *proto;     /* "http" or "https": X-Forwarded-Proto */
+    unsigned tls : 1;      /* `listen ... tls`: connections start with a TLS handshake */
 
     /* `listen ... proxy_protocol`: a PROXY header comes first (DESIGN §12) */
     unsigned proxy_protocol : 1;

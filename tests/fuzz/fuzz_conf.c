@@ -25,6 +25,11 @@ fuzz_conf_check(const struct conf *conf)
         if (conf->listen[i].addr.host == NULL || conf->listen[i].addr.port == 0) {
             abort();
         }
+        /* A tls listener never parses without both certificate files named. */
+        if (conf->listen[i].tls &&
+            (conf->tls_certificate == NULL || conf->tls_certificate_key == NULL)) {
+            abort();
+        }
     }
     for (size_t i = 0; i < conf->nbackends; i++) {
         const struct conf_backend *b = &conf->backends[i];

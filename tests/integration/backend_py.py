@@ -10,7 +10,8 @@ as a fragmented message (7-unit fragments) so the server->client direction
 carries continuation frames. Pings are answered by the library; it accepts
 permessage-deflate when the client offers it (the library default).
 
-Prints "READY <port>" on stdout once listening (--port 0 picks a free one).
+Prints "READY <port>" on stdout once listening (--port 0 picks a free one). With --certfile and
+--keyfile it serves wss:// (TLS) instead.
 """
 import argparse
 import asyncio
@@ -65,8 +66,13 @@ async def main(port):
     stop = asyncio.get_running_loop().create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set_result, None)
+    tls = None
+    if ARGS.certfile:  # wss:// backend (wsring's backend_tls)
+        import ssl
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(ARGS.certfile, ARGS.keyfile)
     async with websockets.serve(handler, ARGS.host, port, max_size=None, max_queue=64,
-                                ping_interval=None, backlog=4096) as server:
+                                ping_interval=None, backlog=4096, ssl=tls) as server:
         real = server.sockets[0].getsockname()[1]
         print(f"READY {real}", flush=True)
         await stop
@@ -77,6 +83,8 @@ if __name__ == "__main__":
     ap.add_argument("--name", required=True)
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--certfile", help="serve wss:// with this PEM certificate chain")
+    ap.add_argument("--keyfile", help="the PEM key of --certfile")
     ARGS = ap.parse_args()
     NAME = ARGS.name
     try:

@@ -13,6 +13,8 @@ const crypto = require('crypto');
 const WebSocket = require('ws');
 
 const TIMEOUT_MS = 15000;
+// WS_SCHEME=wss connects over TLS (the CA comes from NODE_EXTRA_CA_CERTS; verification stays on).
+const SCHEME = process.env.WS_SCHEME || 'ws';
 
 function connectOnce(url, opts) {
   return new Promise((resolve) => {
@@ -39,7 +41,7 @@ async function route(port, usersFile, repeat, concurrency) {
   async function worker() {
     while (next < jobs.length) {
       const [user, attempt] = jobs[next++];
-      const r = await connectOnce(`ws://127.0.0.1:${port}/chat?user=${encodeURIComponent(user)}`, { perMessageDeflate: false });
+      const r = await connectOnce(`${SCHEME}://127.0.0.1:${port}/chat?user=${encodeURIComponent(user)}`, { perMessageDeflate: false });
       results.push({ user, attempt, ...r });
     }
   }
@@ -50,7 +52,7 @@ async function route(port, usersFile, repeat, concurrency) {
 function echo(port, user) {
   return new Promise((resolve) => {
     const out = { checks: {} };
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/chat?user=${encodeURIComponent(user)}`,
+    const ws = new WebSocket(`${SCHEME}://127.0.0.1:${port}/chat?user=${encodeURIComponent(user)}`,
                              { perMessageDeflate: true, maxPayload: 64 * 1024 * 1024 });
     const timer = setTimeout(() => { out.error = 'timeout'; ws.terminate(); resolve(out); }, 30000);
     const big = crypto.randomBytes(1 << 20);

@@ -16,12 +16,19 @@ import sys
 import websockets
 
 TIMEOUT = 30.0
+# IDLE_TLS_CA=ca.pem: connect with wss:// and verify the proxy's certificate against that CA.
+TLS = None
+if os.environ.get("IDLE_TLS_CA"):
+    import ssl
+    TLS = ssl.create_default_context(cafile=os.environ["IDLE_TLS_CA"])
+SCHEME = "wss" if TLS else "ws"
 
 
 async def open_one(port, user, sem, conns, failures):
     async with sem:
         try:
-            ws = await websockets.connect(f"ws://127.0.0.1:{port}/chat?user={user}", compression=None,
+            ws = await websockets.connect(f"{SCHEME}://127.0.0.1:{port}/chat?user={user}", ssl=TLS,
+                                          compression=None,
                                           ping_interval=None, open_timeout=TIMEOUT, max_queue=4,
                                           read_limit=4096, write_limit=4096)
             hello = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))

@@ -1,0 +1,264 @@
+/* Plain or TLS byte I/O of a connection end (see conn_io.h). */
+#include "proxy/conn_io.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "proxy/conn.h"
+
+/*
+ * Arms E's read event for EV_WRITE (ON_WRITE) or EV_READ, keeping its
+ * callback and whether it was added. Only TLS ends ever switch.
+ */
+static void
+conn_io_arm_read(struct conn_end *e, bool on_write)
+{
+    struct event_base *base;
+    event_callback_fn cb;
+    void *arg;
+    bool added;
+
+    if (!event_initialized(&e->rd) || ((event_get_events(&e->rd) & EV_WRITE) != 0) == on_write) {
+        return;
+    }
+    base = event_get_base(&e->rd);
+    cb = event_get_callback(&e->rd);
+    arg = event_get_callback_arg(&e->rd);
+    added = event_pending(&e->rd, EV_READ | EV_WRITE, NULL) != 0;
+    event_del(&e->rd);
+    event_assign(&e->rd, base, e->fd, (short)((on_write ? EV_WRITE : EV_READ) | EV_PERSIST), cb,
+                 arg);
+    if (added) {
+        event_add(&e->rd, NULL);
+    }
+}
+
+/* Maps a failed SSL call (RC) to the socket contract: 0 for EOF, else -1 with errno. */
+static ssize_t
+conn_io_tls_failed(struct conn_end *e, int rc)
+{
+    int saved = errno;
+
+    switch (SSL_get_error(e->ssl, rc)) {
+    case SSL_ERROR_WANT_READ:
+        conn_io_arm_read(e, false);
+        errno = EAGAIN;
+        return -1;
+    case SSL_ERROR_WANT_WRITE:
+        conn_io_arm_read(e, true);
+        errno = EAGAIN;
+        return -1;
+    case SSL_ERROR_ZERO_RETURN:
+        return 0; /* close_notify (or, with IGNORE_UNEXPECTED_EOF, a bare FIN) */
+    case SSL_ERROR_SYSCALL:
+        e->tls_broken = 1; /* OpenSSL forbids SSL_shutdown() from here on */
+        ERR_clear_error();
+        if (saved == 0) {
+            return 0; /* EOF without close_notify on an OpenSSL without the option */
+        }
+        errno = saved;
+        return -1;
+    default:
+        e->tls_broken = 1;
+        e->tls_plain_http = ERR_GET_REASON(ERR_peek_error()) == SSL_R_HTTP_REQUEST;
+        ERR_clear_error(); /* the worker's queue must be empty before the next SSL call */
+        errno = EPROTO;
+        return -1;
+    }
+}
+
+/* Fills BUF with as many records as TLS has at hand; stops before a read that would block. */
+static ssize_t
+conn_io_tls_recv(struct conn_end *e, void *buf, size_t len)
+{
+    size_t got = 0;
+
+    e->tls_deferred = 0;
+    while (got < len) {
+        size_t n = 0;
+        int rc;
+
+        errno = 0;
+        rc = SSL_read_ex(e->ssl, (char *)buf + got, len - got, &n);
+        if (rc != 1) {
+            ssize_t r = conn_io_tls_failed(e, rc);
+
+            if (got == 0) {
+                return r;
+            }
+            /*
+             * Bytes already read go first; the EOF or error (OpenSSL repeats it)
+             * is for the next call, which nothing on the socket may trigger (a
+             * close_notify read ahead with the last record): count it as pending.
+             */
+            e->tls_deferred = r == 0 || errno != EAGAIN;
+            return (ssize_t)got;
+        }
+        got += n;
+        conn_io_arm_read(e, false);
+        if (!SSL_has_pending(e->ssl)) {
+            break; /* nothing read ahead: the next record needs a syscall, and epoll says when */
+        }
+    }
+    return (ssize_t)got;
+}
+
+ssize_t
+conn_io_recv(struct conn_end *e, void *buf, size_t len)
+{
+    if (e->ssl == NULL) {
+        return recv(e->fd, buf, len, 0);
+    }
+    return conn_io_tls_recv(e, buf, len);
+}
+
+ssize_t
+conn_io_send(struct conn_end *e, const void *buf, size_t len)
+{
+    size_t n = 0;
+    int rc;
+
+    if (e->ssl == NULL) {
+        return send(e->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
+    if (len == 0) {
+        return 0;
+    }
+    errno = 0;
+    rc = SSL_write_ex(e->ssl, buf, len, &n);
+    if (rc == 1) {
+        return (ssize_t)n;
+    }
+    switch (SSL_get_error(e->ssl, rc)) {
+    case SSL_ERROR_WANT_WRITE:
+        errno = EAGAIN; /* the caller keeps the bytes and waits on its write event */
+        return -1;
+    case SSL_ERROR_WANT_READ:
+        /*
+         * Only a renegotiation makes a write wait for a read, and it is off
+         * (SSL_OP_NO_RENEGOTIATION): waiting for writability would spin.
+         */
+        errno = EPROTO;
+        break;
+    case SSL_ERROR_SYSCALL:
+        errno = errno != 0 ? errno : EPIPE;
+        break;
+    default:
+        errno = EPIPE; /* close_notify or a protocol error: the peer is gone either way */
+        break;
+    }
+    e->tls_broken = 1;
+    ERR_clear_error();
+    return -1;
+}
+
+ssize_t
+conn_io_sendv(struct conn_end *e, const struct iovec *iov, int niov)
+{
+    ssize_t total = 0;
+
+    if (e->ssl == NULL) {
+        struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)niov };
+
+        return sendmsg(e->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
+    /* TLS has no gather write: one record per piece, as many as go now. */
+    for (int i = 0; i < niov; i++) {
+        ssize_t n = conn_io_send(e, iov[i].iov_base, iov[i].iov_len);
+
+        if (n == -1) {
+            return total > 0 ? total : -1;
+        }
+        total += n;
+        if ((size_t)n < iov[i].iov_len) {
+            break;
+        }
+    }
+    return total;
+}
+
+bool
+conn_io_has_pending(const struct conn_end *e)
+{
+    return e->ssl != NULL && (e->tls_deferred || SSL_has_pending(e->ssl));
+}
+
+void
+conn_io_resume_read(struct conn_end *e)
+{
+    event_add(&e->rd, NULL);
+    if (conn_io_has_pending(e)) {
+        event_active(&e->rd, EV_READ, 1);
+    }
+}
+
+bool
+conn_io_in_handshake(const struct conn_end *e)
+{
+    return e->ssl != NULL && !SSL_is_init_finished(e->ssl);
+}
+
+int
+conn_io_handshake(struct conn_end *e, char *why, size_t why_len)
+{
+    int rc;
+
+    errno = 0;
+    rc = SSL_do_handshake(e->ssl);
+    if (rc == 1) {
+        return 0;
+    }
+    switch (SSL_get_error(e->ssl, rc)) {
+    case SSL_ERROR_WANT_READ:
+        return EV_READ;
+    case SSL_ERROR_WANT_WRITE:
+        return EV_WRITE;
+    default:
+        break;
+    }
+    e->tls_broken = 1;
+    if (SSL_get_verify_result(e->ssl) != X509_V_OK) {
+        snprintf(why, why_len, "certificate: %s",
+                 X509_verify_cert_error_string(SSL_get_verify_result(e->ssl)));
+    } else if (ERR_peek_error() != 0) {
+        ERR_error_string_n(ERR_peek_error(), why, why_len);
+    } else {
+        snprintf(why, why_len, "%s", errno != 0 ? strerror(errno) : "connection closed");
+    }
+    ERR_clear_error();
+    return -1;
+}
+
+int
+conn_io_shutdown(struct conn_end *e)
+{
+    if (e->ssl != NULL && !e->tls_broken && SSL_is_init_finished(e->ssl)) {
+        SSL_shutdown(e->ssl); /* our close_notify; theirs is not awaited (we half-close) */
+        ERR_clear_error();
+    }
+    return shutdown(e->fd, SHUT_WR);
+}
+
+void
+conn_io_tls_free(struct conn_end *e)
+{
+    if (e->ssl == NULL) {
+        return;
+    }
+    /* A clean close for strict clients; not to a peer that is gone (an EOF read): wasted work. */
+    if (!e->tls_broken && !e->eof && SSL_is_init_finished(e->ssl) &&
+        !(SSL_get_shutdown(e->ssl) & (SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN))) {
+        SSL_shutdown(e->ssl);
+    }
+    SSL_free(e->ssl);
+    ERR_clear_error();
+    e->ssl = NULL;
+    e->tls_broken = 0;
+}

@@ -1,0 +1,51 @@
+/*
+ * TLS contexts (DESIGN §12): the server context for listeners flagged `tls`
+ * and the client context for `backend_tls on`, built from a conf's file
+ * names. A context is shared by every worker (OpenSSL makes that safe) and
+ * every SSL made from it holds a reference of its own, so a SIGHUP that
+ * builds new contexts leaves live connections on the certificate they began
+ * with.
+ */
+#ifndef WSRING_PROXY_TLS_H
+#define WSRING_PROXY_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <openssl/ssl.h>
+
+#define TLS_HOST_MAX 256 /* longest host name or address, with its NUL */
+
+struct conf;
+struct member;
+
+/*
+ * Builds the contexts CONF asks for into *SERVER (NULL when no listener is
+ * flagged tls) and *BACKEND (NULL with backend_tls off). Reads the
+ * certificate, key and CA files: an unreadable file, a file without PEM, or
+ * a key that does not match the certificate is an error. Returns 0, or -1
+ * with "FILE:LINE: what" in ERR (ERR_LEN bytes) and nothing built.
+ */
+int tls_contexts_create(const struct conf *conf, SSL_CTX **server, SSL_CTX **backend, char *err,
+                        size_t err_len);
+/*
+ * Gives TO the session-ticket keys of FROM, so that tickets issued before a
+ * reload still resume after it. Either may be NULL (then nothing happens).
+ */
+void tls_keep_ticket_keys(SSL_CTX *to, SSL_CTX *from);
+/*
+ * A new client SSL on FD for a connection to member M: certificate checked
+ * against backend_tls_server_name, or else M's host (by IP entry when it is
+ * an address); SNI sent for names only. Returns NULL on ENOMEM.
+ */
+SSL *tls_backend_new(SSL_CTX *ctx, const struct conf *conf, const struct member *m, int fd);
+/*
+ * The host of a member ADDRESS ("host:port", "[v6]:port", or a bare host)
+ * into OUT: what its certificate must name. Returns false for an empty or
+ * too long host, or a "[" without "]". Pure.
+ */
+bool tls_member_host(const char *address, char out[TLS_HOST_MAX]);
+/* A new server SSL on FD, or NULL on ENOMEM. */
+SSL *tls_server_new(SSL_CTX *ctx, int fd);
+
+#endif /* WSRING_PROXY_TLS_H */
