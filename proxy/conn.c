@@ -564,9 +564,16 @@ conn_connect_next(struct conn *c)
             c->route->settings->tls_backend == NULL) {
             const struct member *m = member_set_at(ring_members(c->route->ring), c->cand[c->icand]);
 
-            b->fd = pool_take(&c->worker->pool, m->id);
+            struct pool_conn *held;
+
+            b->fd = pool_take(&c->worker->pool, m->id, &held);
             if (b->fd != -1) {
                 c->reused = 1;
+                /* Ours goes on before the pool's idle event comes off: no epoll_ctl. */
+                event_assign(&b->rd, c->worker->base, b->fd, EV_READ | EV_PERSIST, relay_on_read,
+                             b);
+                event_add(&b->rd, NULL);
+                pool_release(&c->worker->pool, held);
                 conn_connected(c, m);
                 return;
             }

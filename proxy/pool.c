@@ -97,7 +97,7 @@ pool_still_open(int fd)
 }
 
 int
-pool_take(struct pool *p, const char *member_id)
+pool_take(struct pool *p, const char *member_id, struct pool_conn **held)
 {
     struct pool_conn *pc, *prev;
 
@@ -113,8 +113,7 @@ pool_take(struct pool *p, const char *member_id)
             }
             TAILQ_REMOVE(&p->idle, pc, link);
             p->nidle--;
-            event_del(&pc->ev);
-            TAILQ_INSERT_HEAD(&p->spare, pc, link); /* the next put reuses it */
+            *held = pc;
             return fd;
         }
     }
@@ -122,6 +121,13 @@ pool_take(struct pool *p, const char *member_id)
 }
 
 void
+pool_release(struct pool *p, struct pool_conn *held)
+{
+    event_del(&held->ev);
+    TAILQ_INSERT_HEAD(&p->spare, held, link); /* the next put reuses it */
+}
+
+int
 pool_put(struct pool *p, const char *member_id, int fd)
 {
     struct timeval tv = { .tv_sec = (time_t)(p->idle_ms / 1000),
@@ -134,8 +140,7 @@ pool_put(struct pool *p, const char *member_id, int fd)
         same += strcmp(pc->member_id, member_id) == 0;
     }
     if (same >= p->max_idle) {
-        close(fd);
-        return;
+        return -1;
     }
     pc = TAILQ_FIRST(&p->spare);
     if (pc != NULL) {
@@ -148,8 +153,7 @@ pool_put(struct pool *p, const char *member_id, int fd)
     if (pc == NULL) {
         pc = malloc(sizeof(*pc) + len + 1);
         if (pc == NULL) {
-            close(fd);
-            return;
+            return -1;
         }
         pc->id_cap = len + 1;
     }
@@ -160,6 +164,7 @@ pool_put(struct pool *p, const char *member_id, int fd)
     event_add(&pc->ev, &tv);
     TAILQ_INSERT_TAIL(&p->idle, pc, link);
     p->nidle++;
+    return 0;
 }
 
 void

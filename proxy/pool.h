@@ -33,10 +33,22 @@ void pool_init(struct pool *p, struct event_base *base);
 void pool_set_limits(struct pool *p, uint64_t idle_ms, unsigned max_idle);
 /* Closes every idle connection. */
 void pool_fini(struct pool *p);
-/* Returns an idle connection to MEMBER_ID (the caller owns the fd now), or -1. */
-int pool_take(struct pool *p, const char *member_id);
-/* Keeps FD (ownership passes to the pool) as idle for MEMBER_ID, or closes it when full. */
-void pool_put(struct pool *p, const char *member_id, int fd);
+/*
+ * Returns an idle connection to MEMBER_ID (the caller owns the fd now), or -1.
+ * Its idle event stays registered until pool_release(*HELD): the caller adds
+ * its own read event on the fd first, so the hand-over changes no epoll
+ * interest (libevent calls epoll_ctl only for an fd's first event added or
+ * last removed) and costs no syscall.
+ */
+int pool_take(struct pool *p, const char *member_id, struct pool_conn **held);
+/* Ends the hand-over pool_take() began. */
+void pool_release(struct pool *p, struct pool_conn *held);
+/*
+ * Keeps FD as idle for MEMBER_ID (ownership passes to the pool) and returns 0,
+ * or returns -1 when the pool is full or out of memory (FD untouched). The
+ * caller removes its own events on FD after a 0, for the same reason as above.
+ */
+int pool_put(struct pool *p, const char *member_id, int fd);
 /* Closes the idle connections of members not in MEMBERS (they left the ring). */
 void pool_prune(struct pool *p, const struct member_set *members);
 

@@ -87,6 +87,7 @@ void
 relay_start(struct conn *c)
 {
     struct event_base *base = c->worker->base;
+    struct conn_end *b = &c->end[SIDE_BACKEND];
 
     assert(c->state == CONN_CONNECTING);
     c->state = CONN_RELAY;
@@ -96,10 +97,12 @@ relay_start(struct conn *c)
         conn_event_del(&e->wr);
         event_assign(&e->wr, base, e->fd, EV_WRITE | EV_PERSIST, relay_on_write, e);
     }
-    /* The client's read event stays registered from the head on (conn_on_client_read). */
-    event_assign(&c->end[SIDE_BACKEND].rd, base, c->end[SIDE_BACKEND].fd, EV_READ | EV_PERSIST,
-                 relay_on_read, &c->end[SIDE_BACKEND]);
-    event_add(&c->end[SIDE_BACKEND].rd, NULL);
+    /* The client's read event stays registered from the head on (conn_on_client_read); a pooled
+     * backend connection's is already on (conn_connect_next). */
+    if (!event_initialized(&b->rd) || !event_pending(&b->rd, EV_READ, NULL)) {
+        event_assign(&b->rd, base, b->fd, EV_READ | EV_PERSIST, relay_on_read, b);
+        event_add(&b->rd, NULL);
+    }
     /*
      * The connect just completed, so the socket is writable: send the head
      * now instead of after another trip through epoll. The client is read
@@ -321,10 +324,11 @@ relay_http_done(struct conn *c)
     /* send_proxy: a connection's PROXY header names one client, so it never serves another;
      * TLS backend connections are not pooled */
     if (c->resp_reusable && c->req_done && !b->eof && b->pend_off == b->pend_len &&
-        c->route->conf->send_proxy == CONF_SEND_PROXY_OFF && b->ssl == NULL) {
+        c->route->conf->send_proxy == CONF_SEND_PROXY_OFF && b->ssl == NULL &&
+        pool_put(&c->worker->pool, c->member->id, b->fd) == 0) {
+        /* The pool's idle event went on before ours come off: no epoll_ctl (pool.h). */
         conn_event_del(&b->rd);
         conn_event_del(&b->wr);
-        pool_put(&c->worker->pool, c->member->id, b->fd);
         b->fd = -1;
     } else {
         conn_end_close(b);
