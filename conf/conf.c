@@ -46,6 +46,8 @@
 #define CONF_SECTION_MAX 24  /* directives per table (seen[] size) */
 #define CONF_CONSUL_MAX  255 /* longest service, datacenter or tag */
 #define CONF_TAGS_MAX    16
+#define CONF_ZK_HOSTS    16   /* servers in a zookeeper `hosts` list */
+#define CONF_ZK_PATH_MAX 1024 /* longest zookeeper `path` */
 
 /* Parses ARGS into FIELD. Returns NULL, or what is wrong ("is not a duration"). */
 typedef const char *(*conf_set_fn)(void *field, char **args, int nargs);
@@ -103,6 +105,9 @@ static const char *conf_set_consul_datacenter(void *field, char **args, int narg
 static const char *conf_set_path(void *field, char **args, int nargs);
 static const char *conf_set_consul_wait(void *field, char **args, int nargs);
 static const char *conf_set_consul_retry_max(void *field, char **args, int nargs);
+static const char *conf_set_zk_hosts(void *field, char **args, int nargs);
+static const char *conf_set_zk_path(void *field, char **args, int nargs);
+static const char *conf_set_zk_session_timeout(void *field, char **args, int nargs);
 
 #define FIELD(f) offsetof(struct conf, f)
 #define WHOLE    0 /* conf_add_* append to arrays and see their section's whole struct */
@@ -133,6 +138,7 @@ static const struct conf_directive conf_directives[] = {
     { "discovery",         1, 1, conf_set_discovery,    FIELD(discovery),             "static",         0 },
     { "backend",           2, 4, conf_add_backend,      WHOLE,                        NULL,             REP },
     { "consul",            0, 0, NULL,                  FIELD(consul),                NULL,             BLK },
+    { "zookeeper",         0, 0, NULL,                  FIELD(zookeeper),             NULL,             BLK },
 };
 
 #define CFIELD(f) offsetof(struct conf_consul, f)
@@ -153,11 +159,22 @@ static const struct conf_directive conf_consul_directives[] = {
     { "stale",             1, 1, conf_set_flag,              CFIELD(stale),          "on",    0 },
     { "register",          1, 1, conf_set_flag,              CFIELD(register_self),  "off",   0 },
 };
+
+#define ZFIELD(f) offsetof(struct conf_zookeeper, f)
+
+/* The `zookeeper { }` block; offsets are within struct conf_zookeeper. */
+static const struct conf_directive conf_zookeeper_directives[] = {
+    /* name               args  parser                      field                       default  flags */
+    { "hosts",             1, 1, conf_set_zk_hosts,           ZFIELD(hosts),              NULL,    REQ },
+    { "path",              1, 1, conf_set_zk_path,            ZFIELD(path),               NULL,    REQ },
+    { "session_timeout",   1, 1, conf_set_zk_session_timeout, ZFIELD(session_timeout_ms), "10s",   0 },
+};
 /* clang-format on */
 
 enum conf_section_id {
     CONF_SECTION_TOP = 0, /* the lines outside any block */
     CONF_SECTION_CONSUL,
+    CONF_SECTION_ZOOKEEPER,
     CONF_SECTION_COUNT /* must stay last */
 };
 
@@ -177,10 +194,14 @@ static const struct conf_section conf_sections[CONF_SECTION_COUNT] = {
     [CONF_SECTION_TOP] = { NULL, conf_directives, ARRAY_LEN(conf_directives), NULL },
     [CONF_SECTION_CONSUL] = { "consul", conf_consul_directives, ARRAY_LEN(conf_consul_directives),
                               conf_check_consul },
+    [CONF_SECTION_ZOOKEEPER] = { "zookeeper", conf_zookeeper_directives,
+                                 ARRAY_LEN(conf_zookeeper_directives), NULL },
 };
 
 _Static_assert(ARRAY_LEN(conf_directives) <= CONF_SECTION_MAX, "raise CONF_SECTION_MAX");
 _Static_assert(ARRAY_LEN(conf_consul_directives) <= CONF_SECTION_MAX, "raise CONF_SECTION_MAX");
+_Static_assert(ARRAY_LEN(conf_zookeeper_directives) <= CONF_SECTION_MAX, "raise CONF_SECTION_MAX");
+_Static_assert(CONF_ZK_HOSTS == 16 && CONF_ZK_PATH_MAX == 1024, "update the zookeeper messages");
 
 /* The range texts in the messages below. */
 _Static_assert(RING_MAX_VNODES == 10000, "update the vnodes message");
@@ -498,12 +519,13 @@ conf_set_discovery(void *field, char **args, int nargs)
     static const char *const names[CONF_DISCOVERY_COUNT] = {
         [CONF_DISCOVERY_STATIC] = "static",
         [CONF_DISCOVERY_CONSUL] = "consul",
+        [CONF_DISCOVERY_ZOOKEEPER] = "zookeeper",
     };
     int i = conf_pick(args[0], names, CONF_DISCOVERY_COUNT);
 
     (void)nargs;
     if (i < 0) {
-        return "is not a supported source (use static or consul)";
+        return "is not a supported source (use static, consul or zookeeper)";
     }
     *(enum conf_discovery *)field = (enum conf_discovery)i;
     return NULL;
@@ -698,6 +720,106 @@ conf_set_consul_retry_max(void *field, char **args, int nargs)
     (void)nargs;
     return conf_msec_between(args[0], 100, 60 * 1000, "is shorter than 100ms", "is longer than 1m",
                              field);
+}
+
+/* ---- the zookeeper block --------------------------------------------------- */
+
+/*
+ * The connect string handed to zookeeper_init: 1..16 comma-separated
+ * "host:port" servers, each checked like a listen address. ZooKeeper's
+ * "/chroot" suffix is refused: `path` names the whole node instead.
+ */
+static const char *
+conf_set_zk_hosts(void *field, char **args, int nargs)
+{
+    struct conf_addr seen[CONF_ZK_HOSTS];
+    const char *s = args[0], *what = NULL;
+    size_t n = 0;
+
+    (void)nargs;
+    if (strchr(s, '/') != NULL) {
+        return "has a chroot suffix (give the whole node in \"path\" instead)";
+    }
+    while (what == NULL) {
+        const char *comma = strchr(s, ',');
+        size_t len = comma != NULL ? (size_t)(comma - s) : strlen(s);
+
+        if (n == CONF_ZK_HOSTS) {
+            what = "lists more than 16 servers";
+            break;
+        }
+        if (len == 0) {
+            what = "has an empty entry (write host:port,host:port)";
+            break;
+        }
+        what = conf_value_addr(s, len, &seen[n]);
+        if (what != NULL) {
+            break;
+        }
+        for (size_t i = 0; i < n && what == NULL; i++) {
+            if (conf_value_addr_equal(&seen[i], &seen[n])) {
+                what = "lists a server twice";
+            }
+        }
+        n++;
+        if (comma == NULL) {
+            break;
+        }
+        s = comma + 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(seen[i].host);
+    }
+    return what != NULL ? what : conf_set_string(field, args[0]);
+}
+
+/*
+ * A ZooKeeper node path as the server accepts it (PathUtils.validatePath):
+ * "/" then segments of visible ASCII, no empty, "." or ".." segment, no
+ * trailing "/". The root itself is refused: its children are ZooKeeper's own.
+ */
+static const char *
+conf_set_zk_path(void *field, char **args, int nargs)
+{
+    const char *s = args[0];
+    size_t len = strlen(s);
+
+    (void)nargs;
+    if (s[0] != '/') {
+        return "does not start with \"/\"";
+    }
+    if (len == 1) {
+        return "is the root (give the node the backends register under)";
+    }
+    if (len > CONF_ZK_PATH_MAX) {
+        return "is longer than 1024 bytes";
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < 0x21 || s[i] > 0x7e) {
+            return "has a byte that is not visible ASCII";
+        }
+    }
+    for (const char *seg = s + 1;; seg = strchr(seg, '/') + 1) {
+        size_t seg_len = strcspn(seg, "/");
+
+        if (seg_len == 0 || (seg_len == 1 && seg[0] == '.') ||
+            (seg_len == 2 && seg[0] == '.' && seg[1] == '.')) {
+            return "has an empty, \".\" or \"..\" segment (or a trailing \"/\")";
+        }
+        if (seg[seg_len] == '\0') {
+            break;
+        }
+    }
+    return conf_set_string(field, s);
+}
+
+/* Asked of the server, which clamps it to 2..20 ticks (4s..40s with the default tickTime). */
+static const char *
+conf_set_zk_session_timeout(void *field, char **args, int nargs)
+{
+    (void)nargs;
+    return conf_msec_between(args[0], 1000, 10 * 60 * 1000, "is shorter than 1s",
+                             "is longer than 10m", field);
 }
 
 /* ---- lines, words and messages ------------------------------------------- */
@@ -1097,25 +1219,38 @@ conf_check_consul(struct conf_parser *p)
     return 0;
 }
 
+/* The block each source reads (a row of the top-level table); NULL: none. */
+static const char *const conf_source_blocks[CONF_DISCOVERY_COUNT] = {
+    [CONF_DISCOVERY_STATIC] = NULL,
+    [CONF_DISCOVERY_CONSUL] = "consul",
+    [CONF_DISCOVERY_ZOOKEEPER] = "zookeeper",
+};
+
 /* The member source and its lines must agree: never accept a block or a line that does nothing. */
 static int
 conf_check_discovery(struct conf_parser *p)
 {
     unsigned discovery = conf_seen_line(p, CONF_SECTION_TOP, "discovery");
-    unsigned block = conf_seen_line(p, CONF_SECTION_TOP, "consul");
     unsigned backend = conf_seen_line(p, CONF_SECTION_TOP, "backend");
+    const char *mine = conf_source_blocks[p->conf->discovery];
+    const char *current = mine != NULL ? mine : "static";
 
-    if (p->conf->discovery != CONF_DISCOVERY_CONSUL) {
-        if (block != 0) {
+    for (size_t i = 0; i < CONF_DISCOVERY_COUNT; i++) {
+        const char *name = conf_source_blocks[i];
+        unsigned block = name != NULL ? conf_seen_line(p, CONF_SECTION_TOP, name) : 0;
+
+        if (block != 0 && i != p->conf->discovery) {
             p->line = block;
-            return conf_error(p,
-                              "the consul block needs \"discovery consul\" (discovery is static)");
+            return conf_error(p, "the %s block needs \"discovery %s\" (discovery is %s)", name,
+                              name, current);
         }
+    }
+    if (mine == NULL) {
         return 0;
     }
-    if (block == 0) {
+    if (conf_seen_line(p, CONF_SECTION_TOP, mine) == 0) {
         p->line = discovery;
-        return conf_error(p, "\"discovery consul\" needs a \"consul {\" ... \"}\" block");
+        return conf_error(p, "\"discovery %s\" needs a \"%s {\" ... \"}\" block", mine, mine);
     }
     if (backend != 0) {
         p->line = backend;
@@ -1268,6 +1403,8 @@ conf_destroy(struct conf *conf)
     free(conf->consul.ca_file);
     free(conf->consul.cert_file);
     free(conf->consul.key_file);
+    free(conf->zookeeper.hosts);
+    free(conf->zookeeper.path);
     free(conf->listen);
     free(conf->keys);
     free(conf->backends);

@@ -50,6 +50,7 @@ enum conf_key_missing {
 enum conf_discovery {
     CONF_DISCOVERY_STATIC = 0, /* `backend` lines */
     CONF_DISCOVERY_CONSUL,     /* the `consul { }` block: a health watch (DESIGN §5) */
+    CONF_DISCOVERY_ZOOKEEPER,  /* the `zookeeper { }` block: child watches (DESIGN §11) */
     CONF_DISCOVERY_COUNT       /* must stay last */
 };
 
@@ -72,6 +73,13 @@ struct conf_consul {
     uint64_t retry_max_ms; /* cap of the error back-off; default 1s */
     bool stale;            /* ?stale reads; default on */
     bool register_self;    /* `register on`: register wsring with the local agent */
+};
+
+/* The `zookeeper { }` block (DESIGN §9, §11). */
+struct conf_zookeeper {
+    char *hosts;                 /* owned; "h1:p1,h2:p2" as written, for zookeeper_init */
+    char *path;                  /* owned; the node whose children are the members */
+    uint64_t session_timeout_ms; /* asked of the server (it clamps to 2..20 ticks); default 10s */
 };
 
 struct conf_backend {
@@ -107,8 +115,9 @@ struct conf {
     uint64_t drain_timeout_ms; /* SIGTERM: how long clients get to close */
 
     enum conf_discovery discovery;
-    struct conf_consul consul;     /* meaningful with CONF_DISCOVERY_CONSUL */
-    struct conf_backend *backends; /* owned array of nbackends */
+    struct conf_consul consul;       /* meaningful with CONF_DISCOVERY_CONSUL */
+    struct conf_zookeeper zookeeper; /* meaningful with CONF_DISCOVERY_ZOOKEEPER */
+    struct conf_backend *backends;   /* owned array of nbackends */
     size_t nbackends;
 };
 
