@@ -18,6 +18,7 @@
 #include "discovery/consul.h"
 #include "discovery/consul_register.h"
 #include "discovery/curl_event.h"
+#include "discovery/zookeeper.h"
 #include "proxy/admin.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
@@ -50,6 +51,7 @@ struct main_state {
     struct curl_event *curl;     /* owned or NULL; the Consul watch's transport */
     struct consul_watch *watch;  /* owned or NULL */
     struct consul_register *reg; /* owned or NULL; `register on` */
+    struct zk_watch *zk;         /* owned or NULL; `discovery zookeeper` */
     struct worker *workers[MAIN_MAX_WORKERS];
     unsigned nworkers; /* created */
     unsigned nstarted; /* threads running */
@@ -124,12 +126,37 @@ main_start_watch(struct main_state *st)
     return 0;
 }
 
+static json_t *
+main_zk_status(void *arg)
+{
+    return zk_watch_status(arg);
+}
+
+/* The ZooKeeper watch copies what it needs from the conf, so a reload may keep it. */
+static int
+main_start_zk(struct main_state *st)
+{
+    char err[256];
+
+    st->zk = zk_watch_start(st->base, &st->conf->zookeeper, publisher_offer, st->publisher, err,
+                            sizeof(err));
+    if (st->zk == NULL) {
+        log_msg(LOG_ERROR, "event=zk_watch_failed error=\"%s\"", err);
+        return -1;
+    }
+    publisher_set_status(st->publisher, main_zk_status, st->zk);
+    return 0;
+}
+
 /* Starts the member source; static members are already in the first route. */
 static int
 main_start_source(struct main_state *st)
 {
     char err[256];
 
+    if (st->conf->discovery == CONF_DISCOVERY_ZOOKEEPER) {
+        return main_start_zk(st);
+    }
     if (st->conf->discovery != CONF_DISCOVERY_CONSUL) {
         return 0;
     }
@@ -192,6 +219,7 @@ main_stop(struct main_state *st)
 {
     consul_register_stop(st->reg); /* first: stop being sent new clients */
     consul_watch_stop(st->watch);
+    zk_watch_stop(st->zk);
     curl_event_destroy(st->curl);
     for (unsigned i = 0; i < st->nworkers; i++) {
         if (i < st->nstarted) {
@@ -340,6 +368,13 @@ main_reload(struct main_state *st)
         publisher_set_status(st->publisher, NULL, NULL);
         main_start_watch(st);
     }
+    if (conf->discovery == CONF_DISCOVERY_ZOOKEEPER && !zk_watch_same(st->zk, &conf->zookeeper)) {
+        /* New hosts, path or timeout: a new session. Otherwise the session and its set stay. */
+        zk_watch_stop(st->zk);
+        st->zk = NULL;
+        publisher_set_status(st->publisher, NULL, NULL);
+        main_start_zk(st);
+    }
     log_msg(LOG_INFO, "event=reloaded conf=%s ring=%s", st->conf_path,
             (*publisher_current(st->publisher))->fingerprint);
 }
@@ -362,6 +397,9 @@ main_fill_metrics(struct metrics_main *m, void *arg)
     if (st->watch != NULL) {
         consul_watch_counts(st->watch, &m->watch_up, &m->watch_queries, &m->watch_errors,
                             &m->watch_empty);
+    }
+    if (st->zk != NULL) {
+        zk_watch_counts(st->zk, &m->watch_up, &m->watch_queries, &m->watch_errors, &m->watch_empty);
     }
     m->reloads_ok = st->reloads_ok;
     m->reloads_failed = st->reloads_failed;
@@ -405,7 +443,9 @@ main_run(struct settings *settings, const char *conf_path)
     const struct conf *conf = st.conf;
     struct event *sigs[3] = { NULL, NULL, NULL };
     struct route *first = main_first_route(settings);
-    const char *source = conf->discovery == CONF_DISCOVERY_CONSUL ? "consul" : "static";
+    const char *source = conf->discovery == CONF_DISCOVERY_CONSUL      ? "consul"
+                         : conf->discovery == CONF_DISCOVERY_ZOOKEEPER ? "zookeeper"
+                                                                       : "static";
     char err[256];
     int rc = 1;
 
