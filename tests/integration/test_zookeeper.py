@@ -154,3 +154,208 @@ def test_registered_backend_joins_deleted_and_dead_ones_leave_within_2s(env, zk_
     assert t_join <= CONVERGE, f"join took {t_join:.2f}s"
     assert t_leave <= CONVERGE, f"leave after delete took {t_leave:.2f}s"
     assert t_dead_leave <= CONVERGE, f"leave after the server's deletion took {t_dead_leave:.2f}s"
+
+
+# 2 ------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_zookeeper_stopped_then_killed_and_restarted_keeps_ring_and_connections(env, zk_up, kz,
+                                                                               path):
+    bs, regs = start(env, zk_up, path, ["ws-a", "ws-b", "ws-c"], timeout=4.0)
+    late = backend(env, "ws-d")
+    everyone = list(bs.values()) + [late]
+    proxy = env.wsring(zk_body(zk_up, path, session_timeout="4s"))
+    wait_members(proxy, bs)
+    r0 = ring(proxy)
+    fp0, members0 = r0["fingerprint"], r0["members"]
+    before = assert_routed(proxy, USERS, everyone)
+    live = [LiveConn(proxy.port, u) for u in USERS[:40]]
+    changes0 = len(log_lines(proxy, "ring_changed"))
+    sample = iter(USERS * 10)
+
+    def steady(phase):
+        r = ring(proxy)
+        assert r["fingerprint"] == fp0 and r["members"] == members0, f"{phase}: ring changed {r}"
+        users = [next(sample) for _ in range(10)]
+        got = land(proxy.port, users)
+        wrong = {u: got[u] for u in users if got[u] != before[u]}
+        assert not wrong, f"{phase}: new connections not routed by the last good ring: {wrong}"
+        for c in live[:5]:
+            c.echo()
+        return r
+
+    zk_up.send(signal.SIGSTOP)  # hangs every client: TCP still connects, nothing answers
+    t_stop = time.monotonic()
+    while time.monotonic() - t_stop < 11:
+        steady("ZooKeeper stopped")
+        time.sleep(0.7)
+    w = steady("ZooKeeper stopped")["watch"]
+    assert w["state"] == "retrying" and not w["connected"], w
+    zk_up.kill()
+    steady("ZooKeeper killed")
+    took_ready = zk_up.start()  # same data dir: sessions are reloaded with a fresh timeout
+    t_back = time.monotonic()
+    steady("ZooKeeper back")
+    wait_until(lambda: ring(proxy)["watch"]["state"] == "ok", RECOVER, "watch ok after restart")
+    t_ok = time.monotonic() - t_back
+    reg = Registration(env, zk_up, path, late, "ws-d", timeout=4.0)  # the first change after
+    t_reg = time.monotonic()
+    t_join = wait_until(lambda: "ws-d" in member_ids(proxy), RECOVER, "ws-d joining after restart")
+    assert sorted(kz.get_children(path)) == ["ws-a", "ws-b", "ws-c", "ws-d"], \
+        "a backend's session did not survive the restart (harness, not wsring)"
+    assert member_ids(proxy) == {"ws-a", "ws-b", "ws-c", "ws-d"}
+    after = assert_routed(proxy, USERS, everyone)
+    moved = [u for u in USERS if after[u] != before[u]]
+    assert moved and all(after[u] == "ws-d" for u in moved), "only moves to the new member"
+    for c in live:
+        if after[c.user] == before[c.user]:
+            c.echo()  # untouched through the whole outage
+        c.close()
+    changes = log_lines(proxy, "ring_changed")[changes0:]
+    assert len(changes) == 1 and "added=ws-d" in changes[0], changes
+    failed = log_lines(proxy, "zk_watch_failed")
+    assert 1 <= len(failed) <= 6, "zk_watch_failed once per change of error:\n" + "\n".join(failed)
+    assert log_lines(proxy, "zk_watch_recovered"), log(proxy)
+    print(f"zookeeper outage: 11s stopped, restart ready in {took_ready:.1f}s; watch ok "
+          f"{t_ok:.2f}s after, new member routed {t_join:.2f}s after registering "
+          f"({time.monotonic() - t_reg:.2f}s wall); {len(failed)} failure lines; reg {reg.session}")
+    assert t_ok <= RECOVER and t_join <= CONVERGE
+
+
+# 3 ------------------------------------------------------------------------------------------
+def test_own_session_expiry_recovers_the_same_members_without_a_ring_change(env, zk_up, path):
+    bs, regs = start(env, zk_up, path, ["ws-a", "ws-b"], timeout=4.0)
+    extra = backend(env, "ws-c")
+    proxy = env.wsring(zk_body(zk_up, path, session_timeout="1s"))
+    wait_members(proxy, bs)
+    r0 = ring(proxy)
+    s0 = r0["watch"]["session"]
+    assert r0["watch"]["negotiated_timeout_ms"] == 1000, r0["watch"]
+    before = assert_routed(proxy, USERS[:60], list(bs.values()))
+    live = [LiveConn(proxy.port, u) for u in USERS[:10]]
+    changes0 = len(log_lines(proxy, "ring_changed"))
+
+    os.kill(proxy.pid, signal.SIGSTOP)  # no pings for 3 s: the server expires wsring's session
+    time.sleep(3.0)
+    os.kill(proxy.pid, signal.SIGCONT)
+    t0 = time.monotonic()
+    wait_until(lambda: log_lines(proxy, "zk_session_expired"), 10, "zk_session_expired logged")
+    took = wait_until(lambda: (lambda w: w["session"] != s0 and w["state"] == "ok")(
+        ring(proxy)["watch"]), RECOVER, "a new session listing again")
+    r1 = ring(proxy)
+    assert r1["fingerprint"] == r0["fingerprint"] and r1["members"] == r0["members"], r1
+    assert r1["watch"]["sessions"] == 2, r1["watch"]
+    assert len(log_lines(proxy, "ring_changed")) == changes0, "an expiry alone is no ring change"
+    assert assert_routed(proxy, USERS[:60], list(bs.values())) == before
+    for c in live:
+        c.echo()
+        c.close()
+    # the new session's watches work: a join is followed as usual
+    Registration(env, zk_up, path, extra, "ws-c")
+    t_join = wait_until(lambda: "ws-c" in member_ids(proxy), 5, "ws-c joining on the new session")
+    print(f"session expiry: new session ok {took:.2f}s after the expiry was logged "
+          f"({time.monotonic() - t0:.1f}s wall), then a join in {t_join:.2f}s")
+    assert t_join <= CONVERGE
+
+
+# 4 ------------------------------------------------------------------------------------------
+def test_missing_path_then_empty_then_members_and_an_empty_listing_never_empties(env, zk_up, kz,
+                                                                                path):
+    proxy = env.wsring(zk_body(zk_up, path), expect_healthy=False)
+    wait_until(lambda: log_lines(proxy, "zk_watch_failed"), 5, "missing path logged")
+    failed = log_lines(proxy, "zk_watch_failed")
+    assert "does not exist" in failed[0] and "no node" in failed[0], failed
+    w = ring(proxy)["watch"]
+    assert w["state"] == "retrying" and w["connected"], w
+    assert set(land(proxy.port, ["u1", "u2"], strict=False).values()) == {503}
+    time.sleep(3)
+    assert len(log_lines(proxy, "zk_watch_failed")) == 1, "logged once, retried quietly"
+    assert ring(proxy)["watch"]["lists"] >= 3, "retried with back-off"
+
+    kz.ensure_path(path)  # no watch can tell us (ZNONODE sets none): the back-off finds it
+    t_ok = wait_until(lambda: ring(proxy)["watch"]["state"] == "ok", RECOVER, "path found")
+    assert log_lines(proxy, "zk_no_members"), log(proxy)
+    assert log_lines(proxy, "zk_watch_recovered"), log(proxy)
+    assert set(land(proxy.port, ["u1", "u2"], strict=False).values()) == {503}
+
+    a = backend(env, "ws-a")
+    reg = Registration(env, zk_up, path, a, "ws-a")
+    took = probe_until(proxy.port, ["u1"], lambda got: got["u1"] == "ws-a", 5, "first member")
+    assert_routed(proxy, ["u1", "u2", "u3"], [a])
+
+    reg.delete()  # the last member deregistered: an empty listing keeps the last good ring
+    node_gone(kz, path, "ws-a", 5)
+    time.sleep(1.5)
+    assert member_ids(proxy) == {"ws-a"}, ring(proxy)
+    assert_routed(proxy, ["u1", "u2", "u3"], [a])
+    assert len(log_lines(proxy, "zk_no_members")) == 2, "logged once per run of empty listings"
+    print(f"missing path: found {t_ok:.2f}s after creation; first member routed {took:.2f}s")
+    assert took <= CONVERGE
+
+
+# 5 ------------------------------------------------------------------------------------------
+def test_spring_weights_updates_and_bad_nodes_with_the_same_owner_as_static(env, zk_up, path):
+    a, b, heavy = backend(env, "ws-a"), backend(env, "ws-b"), backend(env, "ws-heavy")
+    Registration(env, zk_up, path, heavy, "ws-heavy", weight=3, spring=True)  # "weight":"3"
+    reg_a = Registration(env, zk_up, path, a, "ws-a")  # no payload: weight 1
+    Registration(env, zk_up, path, b, "ws-b", weight=2)  # Curator Map payload: 2
+    junk = Registration(env, zk_up, path, None, "junk", raw="not json")
+    Registration(env, zk_up, path, None, "noport", raw='{"id":"noport","address":"127.0.0.1"}')
+    proxy = env.wsring(zk_body(zk_up, path))
+    wait_members(proxy, ["ws-a", "ws-b", "ws-heavy"])
+    assert {m["id"]: m["weight"] for m in ring(proxy)["members"]} == \
+        {"ws-a": 1, "ws-b": 2, "ws-heavy": 3}
+    refused = log_lines(proxy, "zk_member_refused")
+    assert len(refused) == 2, refused
+    assert any('node="junk"' in ln and "is not JSON" in ln for ln in refused), refused
+    assert any('node="noport"' in ln and "port is missing" in ln for ln in refused), refused
+
+    # the same members written as backend lines give the same ring, so the same owners
+    static = "".join(f"backend {i} {x.address} weight {w}\n"
+                     for i, x, w in (("ws-a", a, 1), ("ws-b", b, 2), ("ws-heavy", heavy, 3)))
+    ps = env.wsring("key query:user\n" + static, name="wsring-static")
+    assert ring(ps)["fingerprint"] == ring(proxy)["fingerprint"]
+    users = [f"w-{i}" for i in range(600)]
+    looks = proxy.lookup_many(users)
+    assert looks == ps.lookup_many(users)
+    share = Counter(v["owner"] for v in looks.values())
+    assert share["ws-heavy"] > share["ws-b"] > share["ws-a"], share
+    assert_routed(proxy, users[::20], [a, b, heavy])
+
+    # Curator's updateService rewrites the data: the data watch follows it
+    t0 = time.monotonic()
+    reg_a.command('set {"name":"x","id":"ws-a","address":"127.0.0.1","port":%d,'
+                  '"payload":{"metadata":{"weight":"4"}}}' % a.port)
+    wait_until(lambda: {m["id"]: m["weight"] for m in ring(proxy)["members"]}.get("ws-a") == 4, 5,
+               "ws-a's new weight")
+    t_update = time.monotonic() - t0
+    # a refused node fixed in place joins; refusals are not logged again on every listing
+    junk.command('set {"id":"junk","address":"127.0.0.1","port":%d}' % b.port)
+    wait_until(lambda: "junk" in member_ids(proxy), 5, "the fixed node joining")
+    assert len(log_lines(proxy, "zk_member_refused")) == 3, log_lines(proxy, "zk_member_refused")
+    print(f"formats: spread {dict(share)}; data update followed in {t_update:.2f}s")
+    assert t_update <= CONVERGE
+
+
+# 6 ------------------------------------------------------------------------------------------
+def test_reload_keeps_the_session_or_moves_to_a_new_path(env, zk_up, path):
+    other = path + "-other"
+    bs, _ = start(env, zk_up, path, ["ws-a", "ws-b"])
+    c = backend(env, "ws-c")
+    Registration(env, zk_up, other, c, "ws-c")
+    proxy = env.wsring(zk_body(zk_up, path))
+    wait_members(proxy, bs)
+    s0 = ring(proxy)["watch"]["session"]
+    conf = proxy.conf_path.read_text()
+    proxy.conf_path.write_text(conf.replace("ring_hold 200ms", "ring_hold 300ms"))
+    os.kill(proxy.pid, signal.SIGHUP)
+    wait_until(lambda: len(log_lines(proxy, "reloaded")) == 1, 5, "reloaded")
+    assert ring(proxy)["watch"]["session"] == s0, "same zookeeper block: the session stays"
+    assert len(log_lines(proxy, "zk_watch_started")) == 1
+    assert member_ids(proxy) == set(bs)
+
+    proxy.conf_path.write_text(conf.replace(f"path {path}\n", f"path {other}\n"))
+    os.kill(proxy.pid, signal.SIGHUP)
+    wait_members(proxy, ["ws-c"])
+    assert len(log_lines(proxy, "zk_watch_started")) == 2
+    assert ring(proxy)["watch"]["path"] == other
+    assert_routed(proxy, USERS[:30], [c])

@@ -56,7 +56,11 @@ def main():
     args = ap.parse_args()
     args.name = args.path.rstrip("/").rsplit("/", 1)[-1]
 
-    zk = KazooClient(hosts=args.hosts, timeout=args.timeout)
+    # Reconnect every 0.5 s at most: after a server restart the session must be resumed before
+    # its (fresh) timeout runs out, or the server deletes the node.
+    zk = KazooClient(hosts=args.hosts, timeout=args.timeout,
+                     connection_retry={"max_tries": -1, "delay": 0.1, "backoff": 1.5,
+                                       "max_delay": 0.5})
     zk.start(timeout=15)
     data = args.raw.encode() if args.raw is not None else json.dumps(instance(args)).encode()
     zk.ensure_path(args.path)
