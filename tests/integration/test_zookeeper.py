@@ -3,6 +3,7 @@ pytest session, backends registered as Curator does (ephemeral nodes with Servic
 each on its own session), real WebSocket clients through wsring, membership checked against /ring
 and /lookup. Each test watches its own path, so tests do not see each other's nodes."""
 import os
+import shutil
 import signal
 import time
 from collections import Counter
@@ -11,7 +12,7 @@ import pytest
 from kazoo.client import KazooClient
 
 from consul_helpers import LiveConn, hellos, land, log, log_lines, member_ids, ring, wait_until
-from helpers import check_routed
+from helpers import check_routed, http_get
 from zk_helpers import Registration, ZooKeeper, backend, zk_available, zk_body
 
 CONVERGE = 2.0  # seconds: joins and leaves
@@ -102,6 +103,8 @@ def test_registered_backend_joins_deleted_and_dead_ones_leave_within_2s(env, zk_
     r = ring(proxy)
     assert r["source"] == "zookeeper" and r["watch"]["state"] == "ok", r
     assert r["watch"]["connected"] and r["watch"]["path"] == path, r["watch"]
+    status, metrics = http_get(proxy.admin_port, "/metrics")
+    assert status == 200 and b'wsring_discovery_up{source="zookeeper"} 1' in metrics, metrics[-800:]
     before = assert_routed(proxy, USERS, everyone)
     assert set(before.values()) == set(bs)
 
@@ -359,3 +362,42 @@ def test_reload_keeps_the_session_or_moves_to_a_new_path(env, zk_up, path):
     assert len(log_lines(proxy, "zk_watch_started")) == 2
     assert ring(proxy)["watch"]["path"] == other
     assert_routed(proxy, USERS[:30], [c])
+
+
+# 7 ------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_wiped_server_refusing_the_session_gets_a_new_one_and_the_ring_survives(env, tmp_path):
+    """A server restarted on an empty data dir refuses the client's old session forever (the C
+    client loops in CONNECTING, REAL-SERVERS §2): after twice the session timeout wsring starts a
+    new session. A private server: this test wipes it under live clients."""
+    own = ZooKeeper(tmp_path / "zk-wiped")
+    own.start()
+    try:
+        path = "/services/wiped"
+        a = backend(env, "ws-a")
+        reg = Registration(env, own, path, a, "ws-a", timeout=4.0)
+        proxy = env.wsring(zk_body(own, path, session_timeout="2s"))
+        wait_members(proxy, ["ws-a"])
+        s0 = ring(proxy)["watch"]["session"]
+        changes0 = len(log_lines(proxy, "ring_changed"))
+        reg.kill()
+        own.kill()
+        shutil.rmtree(own.data)
+        own.data.mkdir()
+        own.start()
+        t0 = time.monotonic()
+        wait_until(lambda: log_lines(proxy, "zk_session_renew"), 15, "zk_session_renew logged")
+        t_renew = time.monotonic() - t0
+        wait_until(lambda: ring(proxy)["watch"]["session"] not in (s0, "0x0"), 10, "new session")
+        # the wiped server has no path yet: the last good ring stays
+        wait_until(lambda: "does not exist" in ring(proxy)["watch"]["last_error"], 10,
+                   "missing path reported")
+        assert member_ids(proxy) == {"ws-a"}
+        assert_routed(proxy, USERS[:20], [a])
+        Registration(env, own, path, a, "ws-a")  # the backend registers again
+        wait_until(lambda: ring(proxy)["watch"]["state"] == "ok", RECOVER, "listing again")
+        assert member_ids(proxy) == {"ws-a"}
+        assert len(log_lines(proxy, "ring_changed")) == changes0, "same member: no ring change"
+        print(f"wiped server: new session {t_renew:.1f}s after the restart")
+    finally:
+        own.stop()
