@@ -79,7 +79,8 @@ struct zk_round {
 
 struct zk_watch {
     struct event_base *base;
-    char *hosts;         /* owned copy of the conf's */
+    char *hosts;         /* owned copy of the conf's, for logs and zk_watch_same */
+    char *connect;       /* owned; HOSTS as the C client parses it (zk_connect_string) */
     char *path;          /* owned copy of the conf's */
     int session_timeout; /* ms, as asked */
     source_emit_fn emit;
@@ -114,21 +115,48 @@ zk_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/*
+ * The conf's "h1:p1,[v6]:p2" in the C client's syntax: it splits each entry at
+ * its last ':' and hands the rest to getaddrinfo, so an IPv6 literal goes
+ * without brackets ("[::1]:2181" fails with ENOENT, "::1:2181" works).
+ */
+static char *
+zk_connect_string(const char *hosts)
+{
+    char *out = malloc(strlen(hosts) + 1), *o = out;
+
+    if (out == NULL) {
+        return NULL;
+    }
+    for (const char *c = hosts; *c != '\0'; c++) {
+        if (*c != '[' && *c != ']') {
+            *o++ = *c;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
 /* The client library's own lines (reconnect attempts run every few ms): rate-limited. */
 static void
 zk_on_lib_log(const char *message)
 {
     static uint64_t last_ms;
     static unsigned long dropped;
-    char quoted[512];
+    char quoted[512], line[512];
+    size_t len = strlen(message);
     uint64_t now = zk_now_ms();
 
     if (last_ms != 0 && now - last_ms < ZK_LIB_LOG_GAP_MS) {
         dropped++;
         return;
     }
+    while (len > 0 && (message[len - 1] == '\n' || message[len - 1] == '\r')) {
+        len--; /* the library ends its lines with a newline */
+    }
+    snprintf(line, sizeof(line), "%.*s", (int)len, message);
     log_msg(LOG_WARN, "event=zk_client msg=\"%s\" dropped=%lu",
-            log_escape(message, quoted, sizeof(quoted)), dropped);
+            log_escape(line, quoted, sizeof(quoted)), dropped);
     last_ms = now;
     dropped = 0;
 }
@@ -502,12 +530,14 @@ zk_close_session(struct zk_watch *w)
 static int
 zk_open_session(struct zk_watch *w)
 {
-    w->zh = zookeeper_init2(w->hosts, zk_on_watch, w->session_timeout, NULL, w, 0, zk_on_lib_log);
+    w->zh = zookeeper_init2(w->connect, zk_on_watch, w->session_timeout, NULL, w, 0, zk_on_lib_log);
     if (w->zh == NULL) {
         char what[ZK_ERROR_LEN], why[100];
 
+        /* ENOENT: zookeeper_init resolves every host at once (getaddrinfo). */
         snprintf(what, sizeof(what), "cannot start a session: %s",
-                 strerror_r(errno, why, sizeof(why)));
+                 errno == ENOENT ? "a host in \"hosts\" does not resolve"
+                                 : strerror_r(errno, why, sizeof(why)));
         w->renew = true;
         zk_fail(w, what);
         return -1;
@@ -617,9 +647,11 @@ zk_watch_start(struct event_base *base, const struct conf_zookeeper *zc, source_
     w->state_since = time(NULL);
     w->hosts = strdup(zc->hosts);
     w->path = strdup(zc->path);
+    w->connect = zk_connect_string(zc->hosts);
     w->tick = evtimer_new(base, zk_on_tick, w);
     w->retry = evtimer_new(base, zk_on_retry, w);
-    if (w->hosts == NULL || w->path == NULL || w->tick == NULL || w->retry == NULL) {
+    if (w->hosts == NULL || w->path == NULL || w->connect == NULL || w->tick == NULL ||
+        w->retry == NULL) {
         snprintf(err, err_len, "out of memory");
         zk_watch_stop(w);
         return NULL;
@@ -646,6 +678,7 @@ zk_watch_stop(struct zk_watch *w)
         event_free(w->retry);
     }
     free(w->hosts);
+    free(w->connect);
     free(w->path);
     free(w);
 }

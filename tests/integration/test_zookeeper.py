@@ -12,7 +12,7 @@ import pytest
 from kazoo.client import KazooClient
 
 from consul_helpers import LiveConn, hellos, land, log, log_lines, member_ids, ring, wait_until
-from helpers import check_routed, http_get
+from helpers import check_routed, free_ports, http_get
 from zk_helpers import Registration, ZooKeeper, backend, zk_available, zk_body
 
 CONVERGE = 2.0  # seconds: joins and leaves
@@ -401,3 +401,25 @@ def test_wiped_server_refusing_the_session_gets_a_new_one_and_the_ring_survives(
         print(f"wiped server: new session {t_renew:.1f}s after the restart")
     finally:
         own.stop()
+
+
+# 8 ------------------------------------------------------------------------------------------
+def test_bracketed_ipv6_entry_works_and_an_unresolvable_ensemble_is_retried(env, zk_up, path):
+    dead = free_ports(1)[0]  # nothing listens there: the client moves on to the next entry
+    bs, _ = start(env, zk_up, path, ["ws-a"])
+    proxy = env.wsring(zk_body(f"[::1]:{dead},{zk_up.hosts}", path))
+    wait_members(proxy, bs, timeout=10)
+    assert ring(proxy)["watch"]["hosts"] == f"[::1]:{dead},{zk_up.hosts}"
+    assert_routed(proxy, USERS[:20], bs.values())
+
+    bad = env.wsring(zk_body("zk-nowhere.invalid:2181", path), name="wsring-nodns",
+                     expect_healthy=False)
+    wait_until(lambda: "cannot start a session" in ring(bad)["watch"]["last_error"], 5,
+               "the failed start reported")
+    time.sleep(2.0)
+    w = ring(bad)["watch"]
+    assert w["state"] == "retrying" and w["sessions"] == 0 and w["errors"] >= 3, w
+    failed = log_lines(bad, "zk_watch_failed")
+    assert len(failed) == 1 and "does not resolve" in failed[0], log(bad)
+    assert ring(bad)["members"] == []
+    assert set(land(bad.port, ["u1", "u2"], strict=False).values()) == {503}

@@ -176,9 +176,11 @@ class Registration:
 
 
 def zk_body(zk, path, ring_hold="200ms", session_timeout="4s", extra=""):
-    """Directives for Env.wsring(): routing on ?user=, discovery from ZooKeeper."""
+    """Directives for Env.wsring(): routing on ?user=, discovery from ZooKeeper (ZK is a
+    ZooKeeper or a `hosts` string)."""
+    hosts = zk if isinstance(zk, str) else zk.hosts
     return (f"key query:user\nring_hold {ring_hold}\ndiscovery zookeeper\n{extra}"
-            f"zookeeper {{\n    hosts {zk.hosts}\n    path {path}\n"
+            f"zookeeper {{\n    hosts {hosts}\n    path {path}\n"
             f"    session_timeout {session_timeout}\n}}\n")
 
 
