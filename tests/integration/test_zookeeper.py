@@ -5,8 +5,10 @@ and /lookup. Each test watches its own path, so tests do not see each other's no
 import os
 import shutil
 import signal
+import subprocess
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from kazoo.client import KazooClient
@@ -423,3 +425,25 @@ def test_bracketed_ipv6_entry_works_and_an_unresolvable_ensemble_is_retried(env,
     assert len(failed) == 1 and "does not resolve" in failed[0], log(bad)
     assert ring(bad)["members"] == []
     assert set(land(bad.port, ["u1", "u2"], strict=False).values()) == {503}
+
+
+# 9 ------------------------------------------------------------------------------------------
+def test_the_readme_zkcli_registration_gives_the_member_it_describes(env, zk_up, kz):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("## Members from ZooKeeper", 1)[1].split("```", 4)[3]
+    lines = [ln for ln in block.splitlines() if ln.startswith("create ")]
+    assert len(lines) == 3 and lines[2].startswith("create -e /services/ws-backend/"), lines
+    cli = env.spawn("zkcli", ["/usr/share/zookeeper/bin/zkCli.sh", "-server", zk_up.hosts],
+                    stdin=subprocess.PIPE)
+    cli.popen.stdin.write(("\n".join(lines) + "\n").encode())
+    cli.popen.stdin.flush()
+    wait_until(lambda: kz.exists("/services/ws-backend/ws-7"), 30, "zkCli.sh created the node",
+               step=0.2)
+    proxy = env.wsring(zk_body(zk_up, "/services/ws-backend"))
+    wait_members(proxy, ["ws-7"])
+    assert ring(proxy)["members"][0]["address"] == "10.0.0.7:9001", ring(proxy)
+    assert ring(proxy)["members"][0]["weight"] == 2, ring(proxy)
+    cli.popen.stdin.close()  # the shell's session ends: the server deletes the ephemeral node
+    node_gone(kz, "/services/ws-backend", "ws-7", 30)
+    time.sleep(1.0)
+    assert member_ids(proxy) == {"ws-7"}, "an empty listing keeps the last good ring"
