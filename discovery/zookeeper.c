@@ -361,6 +361,9 @@ zk_on_data(int rc, const char *value, int value_len, const struct Stat *stat, co
                 zk_round_fail(r, "reading a member", ZSYSTEMERROR);
             }
             k->why = why;
+        } else if (rc == ZNOAUTH) {
+            /* One node's ACL must not freeze every update: leave it out, like a bad one. */
+            k->why = "is not readable (its ACL gives wsring no read permission)";
         } else if (rc != ZNONODE) { /* deleted since the listing: its child event follows */
             zk_round_fail(r, "reading a member", rc);
         }

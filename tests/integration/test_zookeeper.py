@@ -447,3 +447,26 @@ def test_the_readme_zkcli_registration_gives_the_member_it_describes(env, zk_up,
     node_gone(kz, "/services/ws-backend", "ws-7", 30)
     time.sleep(1.0)
     assert member_ids(proxy) == {"ws-7"}, "an empty listing keeps the last good ring"
+
+
+# 10 -----------------------------------------------------------------------------------------
+def test_unreadable_member_is_left_out_until_readable(env, zk_up, kz, path):
+    from kazoo.security import OPEN_ACL_UNSAFE, make_digest_acl
+    locked = [make_digest_acl("owner", "secret", all=True)]  # nobody else may read
+    bs, _ = start(env, zk_up, path, ["ws-a", "ws-b"])
+    kz.create(f"{path}/ws-locked", b'{"id":"ws-locked","address":"127.0.0.1","port":1}',
+              acl=locked)
+    proxy = env.wsring(zk_body(zk_up, path))
+    wait_members(proxy, bs)
+    refused = log_lines(proxy, "zk_member_refused")
+    assert len(refused) == 1 and 'node="ws-locked"' in refused[0] and "ACL" in refused[0], refused
+    assert ring(proxy)["watch"]["state"] == "ok"
+
+    # the node made readable again is listed on the next event, and joins
+    kz.add_auth("digest", "owner:secret")  # the owner may change the ACL
+    kz.set_acls(f"{path}/ws-locked", OPEN_ACL_UNSAFE)
+    c = backend(env, "ws-c")
+    Registration(env, zk_up, path, c, "ws-c")
+    wait_until(lambda: member_ids(proxy) == {"ws-a", "ws-b", "ws-c", "ws-locked"}, 5,
+               "ws-c and the readable ws-locked joining")
+    assert len(log_lines(proxy, "zk_member_refused")) == 1
