@@ -2,6 +2,7 @@
 pytest session, backends registered as Curator does (ephemeral nodes with ServiceInstance JSON,
 each on its own session), real WebSocket clients through wsring, membership checked against /ring
 and /lookup. Each test watches its own path, so tests do not see each other's nodes."""
+import concurrent.futures
 import os
 import shutil
 import signal
@@ -84,8 +85,44 @@ def assert_routed(proxy, users, backends):
     return {u: looks[u]["owner"] for u in users}
 
 
-def probe_until(port, users, pred, timeout, what):
-    return wait_until(lambda: pred(land(port, users, strict=False)), timeout, what, step=0.05)
+def probe_until(port, users, pred, timeout, what, proxy=None, every=0.1):
+    """Starts a batch of connections for USERS every EVERY seconds, without waiting for the
+    previous batches, until one batch's landings satisfy PRED; returns when that batch finished
+    (seconds). Batches do not wait for each other because a connection in its handshake at the
+    moment of a ring switch can stall for close_grace (5 s) before it completes on the old owner
+    (issue 5, the Consul tests' xfail); that stall is reported, not hidden, but it must not hold
+    back the batches started after the switch, which this probe is about."""
+    t0 = time.monotonic()
+    slow = []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=64) as pool:
+        futures = {}
+        last = None
+        while True:
+            now = time.monotonic()
+            if now - t0 <= timeout:
+                futures[pool.submit(land, port, users, False)] = now
+            done = [f for f in futures if f.done()]
+            for f in sorted(done, key=futures.get):
+                started = futures.pop(f)
+                took = time.monotonic() - started
+                if took > 2.0:
+                    slow.append(round(took, 2))
+                last = f.result()
+                if pred(last):
+                    if slow:
+                        print(f"probe {what!r}: {len(slow)} batches stalled {slow}s (issue 5)")
+                    for g in futures:
+                        g.cancel()
+                    return time.monotonic() - t0
+            if now - t0 > timeout and not futures:
+                break
+            if now - t0 > timeout + 6:
+                break
+            time.sleep(every)
+    owners = Counter(v["owner"] for v in proxy.lookup_many(users).values()) if proxy else "?"
+    raise AssertionError(f"{what}: not within {timeout}s; last landed: "
+                         f"{Counter(map(str, (last or {}).values()))}; /lookup owners now: "
+                         f"{owners}; stalled batches {slow}")
 
 
 def node_gone(kz, path, rid, timeout):
@@ -114,7 +151,7 @@ def test_registered_backend_joins_deleted_and_dead_ones_leave_within_2s(env, zk_
     reg = Registration(env, zk_up, path, new, "ws-c")
     t0 = time.monotonic()
     t_join = probe_until(proxy.port, USERS[:25], lambda got: "ws-c" in got.values(), 5,
-                         "a new connection landing on ws-c")
+                         "a new connection landing on ws-c", proxy)
     after = assert_routed(proxy, USERS, everyone)
     theirs = [u for u in USERS if after[u] == "ws-c"]
     assert len(theirs) > 30, f"ws-c owns only {len(theirs)}/{len(USERS)} users"
@@ -126,7 +163,7 @@ def test_registered_backend_joins_deleted_and_dead_ones_leave_within_2s(env, zk_
     reg.delete()
     t_del = time.monotonic()
     t_leave = probe_until(proxy.port, theirs[:20], lambda got: "ws-c" not in got.values(), 5,
-                          "ws-c's users no longer landing on it")
+                          "ws-c's users no longer landing on it", proxy)
     assert member_ids(proxy) == set(bs)
     final = assert_routed(proxy, USERS, everyone)
     assert final == before, "after the leave, users are back on their old owners"

@@ -58,7 +58,7 @@ class ZooKeeper:
         self.cfg.write_text(
             f"dataDir={self.data}\nclientPort={self.port}\nclientPortAddress=127.0.0.1\n"
             f"tickTime={TICK_MS}\nadmin.enableServer=false\n4lw.commands.whitelist=srvr\n"
-            "maxClientCnxns=0\n")
+            "maxClientCnxns=0\nmaxSessionTimeout=30000\n")
         self.log = self.dir / "zookeeper.log"
         self.popen = None
         self.starts = 0
