@@ -477,13 +477,22 @@ relay_inject_close(struct conn *c)
     evtimer_add(&c->timer, &tv);
     client->blocked = 0;
     event_add(&client->rd, NULL);
+    /*
+     * The client's own Close already went by (to the backend, now closed): ours is the reply it
+     * waits for, and no other Close will come. Close TCP once ours is out (RFC 6455 s7.1.1)
+     * instead of waiting close_grace for it, while the client waits as long for our TCP close.
+     */
+    c->client_closed = c->frames_in.saw_close;
     if (client->pend_off < client->pend_len) {
         if (relay_keep(client, frame, len) == -1) {
             conn_close(c, CLOSE_NO_MEMORY);
         }
         return; /* relay_on_write sends it after what is already pending */
     }
-    relay_send(c, &c->end[SIDE_BACKEND], client, frame, len);
+    if (relay_send(c, &c->end[SIDE_BACKEND], client, frame, len) == 0 && c->client_closed &&
+        client->pend_off == client->pend_len) {
+        conn_close(c, (enum close_reason)c->close_reason);
+    }
 }
 
 /* CONN_MIGRATING: relays backend bytes up to the boundary we wait for, then the Close. */
