@@ -89,9 +89,10 @@ def probe_until(port, users, pred, timeout, what, proxy=None, every=0.1):
     """Starts a batch of connections for USERS every EVERY seconds, without waiting for the
     previous batches, until one batch's landings satisfy PRED; returns when that batch finished
     (seconds). Batches do not wait for each other because a connection in its handshake at the
-    moment of a ring switch can stall for close_grace (5 s) before it completes on the old owner
-    (issue 5, the Consul tests' xfail); that stall is reported, not hidden, but it must not hold
-    back the batches started after the switch, which this probe is about."""
+    moment of a ring switch used to stall for close_grace (issue 5: wsring waited for a second
+    Close from a client whose Close had already gone by; test_close_race covers it); a stall is
+    reported, not hidden, but must not hold back the batches started after the switch, which
+    this probe is about."""
     t0 = time.monotonic()
     slow = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=64) as pool:
