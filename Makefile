@@ -9,7 +9,8 @@ TEST_PKGS := cmocka
 DEB_PKGS  := build-essential pkg-config clang libclang-rt-14-dev clang-format libevent-dev \
              libcurl4-openssl-dev libjansson-dev libssl-dev libxxhash-dev libcmocka-dev \
              python3 python3-pytest python3-websockets python3-prometheus-client curl \
-             chromium systemd zookeeper default-jre-headless libzookeeper-st-dev python3-kazoo
+             chromium systemd zookeeper default-jre-headless libzookeeper-st-dev libslf4j-java \
+             python3-kazoo
 PYTHON    := /usr/bin/python3
 
 BUILD        ?= build
