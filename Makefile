@@ -10,7 +10,8 @@ DEB_PKGS  := build-essential pkg-config clang libclang-rt-14-dev clang-format li
              libcurl4-openssl-dev libjansson-dev libssl-dev libxxhash-dev libcmocka-dev \
              python3 python3-pytest python3-websockets python3-prometheus-client python3-requests \
              python3-cryptography curl \
-             chromium systemd etcd-server etcd-client openssl
+             chromium systemd etcd-server etcd-client openssl \
+             zookeeper default-jre-headless libzookeeper-st-dev libslf4j-java python3-kazoo
 PYTHON    := /usr/bin/python3
 
 BUILD        ?= build
@@ -23,7 +24,8 @@ DESTDIR      ?=
 WARN       := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
               -Wpointer-arith -Wformat=2 -Wvla -Wundef
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) $(TEST_PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+# -lzookeeper_st: Debian's single-threaded ZooKeeper C client ships no pkg-config file.
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lzookeeper_st -lpthread
 TEST_LIBS  := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 ALL_CFLAGS  = -std=c11 -D_GNU_SOURCE -DWSRING_VERSION='"$(VERSION)"' -I. $(WARN) $(CFLAGS) \
               $(SAN) -MMD -MP $(PKG_CFLAGS)
@@ -153,7 +155,9 @@ deps:
 	    || ! command -v chromium >/dev/null || ! command -v systemd-analyze >/dev/null \
 	    || ! command -v openssl >/dev/null \
 	    || ! command -v etcd >/dev/null \
-	    || ! $(PYTHON) -c 'import pytest, websockets, prometheus_client, requests, cryptography' \
+	    || ! [ -f /usr/include/zookeeper/zookeeper.h ] || ! [ -f /usr/share/java/zookeeper.jar ] \
+	    || ! command -v java >/dev/null \
+	    || ! $(PYTHON) -c 'import pytest, websockets, prometheus_client, requests, cryptography, kazoo' \
 	        2>/dev/null; then \
 	    if [ "$$(id -u)" != 0 ]; then \
 	        echo "missing packages; as root run: apt-get install $(DEB_PKGS)" >&2; exit 1; fi; \

@@ -48,7 +48,9 @@
 #define CONF_TAGS_MAX         16
 #define CONF_ROUTE_PREFIX_MAX 1024 /* longest route path */
 #define CONF_ENDPOINTS_MAX    16
-#define CONF_PREFIX_MAX       512 /* bytes of an etcd key prefix */
+#define CONF_PREFIX_MAX       512  /* bytes of an etcd key prefix */
+#define CONF_ZK_HOSTS         16   /* servers in a zookeeper `hosts` list */
+#define CONF_ZK_PATH_MAX      1024 /* longest zookeeper `path` */
 
 /* Parses ARGS into FIELD. Returns NULL, or what is wrong ("is not a duration"). */
 typedef const char *(*conf_set_fn)(void *field, char **args, int nargs);
@@ -116,6 +118,9 @@ static const char *conf_add_etcd_endpoint(void *field, char **args, int nargs);
 static const char *conf_set_etcd_prefix(void *field, char **args, int nargs);
 static const char *conf_set_etcd_username(void *field, char **args, int nargs);
 static const char *conf_set_server_name(void *field, char **args, int nargs);
+static const char *conf_set_zk_hosts(void *field, char **args, int nargs);
+static const char *conf_set_zk_path(void *field, char **args, int nargs);
+static const char *conf_set_zk_session_timeout(void *field, char **args, int nargs);
 
 #define FIELD(f) offsetof(struct conf, f)
 #define WHOLE    0 /* conf_add_* append to arrays and see their section's whole struct */
@@ -161,6 +166,7 @@ static const struct conf_directive conf_directives[] = {
     { "jwt_leeway",        1, 1, conf_set_jwt_leeway,   FIELD(jwt_leeway_ms),         "60s",            0 },
     { "etcd",              0, 0, NULL,                  FIELD(etcd),                  NULL,             BLK },
     { "state_file",        1, 1, conf_set_path,         FIELD(state_file),            NULL,             0 },
+    { "zookeeper",         0, 0, NULL,                  FIELD(zookeeper),             NULL,             BLK },
 };
 
 #define CFIELD(f) offsetof(struct conf_consul, f)
@@ -195,12 +201,23 @@ static const struct conf_directive conf_etcd_directives[] = {
     { "username",          1, 1, conf_set_etcd_username,     EFIELD(username),       NULL,                    0 },
     { "password_file",     1, 1, conf_set_path,              EFIELD(password_file),  NULL,                    0 },
 };
+
+#define ZFIELD(f) offsetof(struct conf_zookeeper, f)
+
+/* The `zookeeper { }` block; offsets are within struct conf_zookeeper. */
+static const struct conf_directive conf_zookeeper_directives[] = {
+    /* name               args  parser                      field                       default  flags */
+    { "hosts",             1, 1, conf_set_zk_hosts,           ZFIELD(hosts),              NULL,    REQ },
+    { "path",              1, 1, conf_set_zk_path,            ZFIELD(path),               NULL,    REQ },
+    { "session_timeout",   1, 1, conf_set_zk_session_timeout, ZFIELD(session_timeout_ms), "10s",   0 },
+};
 /* clang-format on */
 
 enum conf_section_id {
     CONF_SECTION_TOP = 0, /* the lines outside any block */
     CONF_SECTION_CONSUL,
     CONF_SECTION_ETCD,
+    CONF_SECTION_ZOOKEEPER,
     CONF_SECTION_COUNT /* must stay last */
 };
 
@@ -223,12 +240,16 @@ static const struct conf_section conf_sections[CONF_SECTION_COUNT] = {
                               conf_check_consul },
     [CONF_SECTION_ETCD] = { "etcd", conf_etcd_directives, ARRAY_LEN(conf_etcd_directives),
                             conf_check_etcd },
+    [CONF_SECTION_ZOOKEEPER] = { "zookeeper", conf_zookeeper_directives,
+                                 ARRAY_LEN(conf_zookeeper_directives), NULL },
 };
 
 _Static_assert(ARRAY_LEN(conf_directives) <= CONF_SECTION_MAX, "raise CONF_SECTION_MAX");
 _Static_assert(ARRAY_LEN(conf_consul_directives) <= CONF_SECTION_MAX, "raise CONF_SECTION_MAX");
 _Static_assert(ARRAY_LEN(conf_etcd_directives) <= CONF_SECTION_MAX, "raise CONF_SECTION_MAX");
 _Static_assert(CONF_ENDPOINTS_MAX == 16 && CONF_PREFIX_MAX == 512, "update the etcd messages");
+_Static_assert(ARRAY_LEN(conf_zookeeper_directives) <= CONF_SECTION_MAX, "raise CONF_SECTION_MAX");
+_Static_assert(CONF_ZK_HOSTS == 16 && CONF_ZK_PATH_MAX == 1024, "update the zookeeper messages");
 
 /* The range texts in the messages below. */
 _Static_assert(RING_MAX_VNODES == 10000, "update the vnodes message");
@@ -548,12 +569,13 @@ conf_set_discovery(void *field, char **args, int nargs)
         [CONF_DISCOVERY_STATIC] = "static",
         [CONF_DISCOVERY_CONSUL] = "consul",
         [CONF_DISCOVERY_ETCD] = "etcd",
+        [CONF_DISCOVERY_ZOOKEEPER] = "zookeeper",
     };
     int i = conf_pick(args[0], names, CONF_DISCOVERY_COUNT);
 
     (void)nargs;
     if (i < 0) {
-        return "is not a supported source (use static, consul or etcd)";
+        return "is not a supported source (use static, consul, etcd or zookeeper)";
     }
     *(enum conf_discovery *)field = (enum conf_discovery)i;
     return NULL;
@@ -898,6 +920,106 @@ conf_set_etcd_username(void *field, char **args, int nargs)
         return "is not a user name (visible ASCII only; at most 255)";
     }
     return conf_set_string(field, args[0]);
+}
+
+/* ---- the zookeeper block --------------------------------------------------- */
+
+/*
+ * The connect string handed to zookeeper_init: 1..16 comma-separated
+ * "host:port" servers, each checked like a listen address. ZooKeeper's
+ * "/chroot" suffix is refused: `path` names the whole node instead.
+ */
+static const char *
+conf_set_zk_hosts(void *field, char **args, int nargs)
+{
+    struct conf_addr seen[CONF_ZK_HOSTS];
+    const char *s = args[0], *what = NULL;
+    size_t n = 0;
+
+    (void)nargs;
+    if (strchr(s, '/') != NULL) {
+        return "has a chroot suffix (give the whole node in \"path\" instead)";
+    }
+    while (what == NULL) {
+        const char *comma = strchr(s, ',');
+        size_t len = comma != NULL ? (size_t)(comma - s) : strlen(s);
+
+        if (n == CONF_ZK_HOSTS) {
+            what = "lists more than 16 servers";
+            break;
+        }
+        if (len == 0) {
+            what = "has an empty entry (write host:port,host:port)";
+            break;
+        }
+        what = conf_value_addr(s, len, &seen[n]);
+        if (what != NULL) {
+            break;
+        }
+        for (size_t i = 0; i < n && what == NULL; i++) {
+            if (conf_value_addr_equal(&seen[i], &seen[n])) {
+                what = "lists a server twice";
+            }
+        }
+        n++;
+        if (comma == NULL) {
+            break;
+        }
+        s = comma + 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(seen[i].host);
+    }
+    return what != NULL ? what : conf_set_string(field, args[0]);
+}
+
+/*
+ * A ZooKeeper node path as the server accepts it (PathUtils.validatePath):
+ * "/" then segments of visible ASCII, no empty, "." or ".." segment, no
+ * trailing "/". The root itself is refused: its children are ZooKeeper's own.
+ */
+static const char *
+conf_set_zk_path(void *field, char **args, int nargs)
+{
+    const char *s = args[0];
+    size_t len = strlen(s);
+
+    (void)nargs;
+    if (s[0] != '/') {
+        return "does not start with \"/\"";
+    }
+    if (len == 1) {
+        return "is the root (give the node the backends register under)";
+    }
+    if (len > CONF_ZK_PATH_MAX) {
+        return "is longer than 1024 bytes";
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < 0x21 || s[i] > 0x7e) {
+            return "has a byte that is not visible ASCII";
+        }
+    }
+    for (const char *seg = s + 1;; seg = strchr(seg, '/') + 1) {
+        size_t seg_len = strcspn(seg, "/");
+
+        if (seg_len == 0 || (seg_len == 1 && seg[0] == '.') ||
+            (seg_len == 2 && seg[0] == '.' && seg[1] == '.')) {
+            return "has an empty, \".\" or \"..\" segment (or a trailing \"/\")";
+        }
+        if (seg[seg_len] == '\0') {
+            break;
+        }
+    }
+    return conf_set_string(field, s);
+}
+
+/* Asked of the server, which clamps it to 2..20 ticks (4s..40s with the default tickTime). */
+static const char *
+conf_set_zk_session_timeout(void *field, char **args, int nargs)
+{
+    (void)nargs;
+    return conf_msec_between(args[0], 1000, 10 * 60 * 1000, "is shorter than 1s",
+                             "is longer than 10m", field);
 }
 
 /* ---- TLS --------------------------------------------------------------------- */
@@ -1383,6 +1505,7 @@ static const char *const conf_discovery_names[CONF_DISCOVERY_COUNT] = {
     [CONF_DISCOVERY_STATIC] = "static",
     [CONF_DISCOVERY_CONSUL] = "consul",
     [CONF_DISCOVERY_ETCD] = "etcd",
+    [CONF_DISCOVERY_ZOOKEEPER] = "zookeeper",
 };
 
 /* Each source that has a block: the block must be there with it, and only with it. */
@@ -1412,7 +1535,8 @@ conf_check_discovery(struct conf_parser *p)
     unsigned state_file = conf_seen_line(p, CONF_SECTION_TOP, "state_file");
 
     if (conf_check_source_block(p, CONF_DISCOVERY_CONSUL) != 0 ||
-        conf_check_source_block(p, CONF_DISCOVERY_ETCD) != 0) {
+        conf_check_source_block(p, CONF_DISCOVERY_ETCD) != 0 ||
+        conf_check_source_block(p, CONF_DISCOVERY_ZOOKEEPER) != 0) {
         return -1;
     }
     if (p->conf->discovery == CONF_DISCOVERY_STATIC) {
@@ -1674,6 +1798,8 @@ conf_destroy(struct conf *conf)
     free(conf->tls_certificate_key);
     free(conf->backend_ca_file);
     free(conf->backend_tls_server_name);
+    free(conf->zookeeper.hosts);
+    free(conf->zookeeper.path);
     free(conf->listen);
     free(conf->keys);
     free(conf->backends);

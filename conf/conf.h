@@ -60,6 +60,7 @@ enum conf_discovery {
     CONF_DISCOVERY_STATIC = 0, /* `backend` lines */
     CONF_DISCOVERY_CONSUL,     /* the `consul { }` block: a health watch (DESIGN §5) */
     CONF_DISCOVERY_ETCD,       /* the `etcd { }` block: list-then-watch of a prefix (DESIGN §11) */
+    CONF_DISCOVERY_ZOOKEEPER,  /* the `zookeeper { }` block: child watches (DESIGN §11) */
     CONF_DISCOVERY_COUNT       /* must stay last */
 };
 
@@ -94,6 +95,13 @@ struct conf_etcd {
     char *key_file;      /* owned or NULL */
     char *username;      /* owned or NULL; with password_file: auth/authenticate for a token */
     char *password_file; /* owned or NULL */
+};
+
+/* The `zookeeper { }` block (DESIGN §9, §11). */
+struct conf_zookeeper {
+    char *hosts;                 /* owned; "h1:p1,h2:p2" as written, for zookeeper_init */
+    char *path;                  /* owned; the node whose children are the members */
+    uint64_t session_timeout_ms; /* asked of the server (it clamps to 2..20 ticks); default 10s */
 };
 
 struct conf_backend {
@@ -165,8 +173,9 @@ struct conf {
     unsigned backend_ca_file_line;
 
     enum conf_discovery discovery;
-    struct conf_consul consul; /* meaningful with CONF_DISCOVERY_CONSUL */
-    struct conf_etcd etcd;     /* meaningful with CONF_DISCOVERY_ETCD */
+    struct conf_consul consul;       /* meaningful with CONF_DISCOVERY_CONSUL */
+    struct conf_etcd etcd;           /* meaningful with CONF_DISCOVERY_ETCD */
+    struct conf_zookeeper zookeeper; /* meaningful with CONF_DISCOVERY_ZOOKEEPER */
     char *state_file; /* owned or NULL; last accepted member set, used at start if the source is
                          down */
     struct conf_backend *backends; /* owned array of nbackends */

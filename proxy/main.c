@@ -20,6 +20,7 @@
 #include "discovery/consul_register.h"
 #include "discovery/curl_event.h"
 #include "discovery/etcd.h"
+#include "discovery/zookeeper.h"
 #include "proxy/admin.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
@@ -55,6 +56,7 @@ struct main_state {
     struct consul_watch *watch;  /* owned or NULL */
     struct etcd_watch *etcd;     /* owned or NULL */
     struct consul_register *reg; /* owned or NULL; `register on` */
+    struct zk_watch *zk;         /* owned or NULL; `discovery zookeeper` */
     struct worker *workers[MAIN_MAX_WORKERS];
     unsigned nworkers; /* created */
     unsigned nstarted; /* threads running */
@@ -90,6 +92,7 @@ main_source_name(const struct conf *conf)
         [CONF_DISCOVERY_STATIC] = "static",
         [CONF_DISCOVERY_CONSUL] = "consul",
         [CONF_DISCOVERY_ETCD] = "etcd",
+        [CONF_DISCOVERY_ZOOKEEPER] = "zookeeper",
     };
 
     return names[conf->discovery];
@@ -133,12 +136,28 @@ main_etcd_status(void *arg)
     return etcd_watch_status(arg);
 }
 
-/* Starts the watch of the configured source (consul or etcd) on the conf in force. */
+static json_t *
+main_zk_status(void *arg)
+{
+    return zk_watch_status(arg);
+}
+
+/* Starts the watch of the configured source (consul, etcd or zookeeper) on the conf in force. */
 static int
 main_start_watch(struct main_state *st)
 {
     char err[256];
 
+    if (st->conf->discovery == CONF_DISCOVERY_ZOOKEEPER) {
+        st->zk = zk_watch_start(st->base, &st->conf->zookeeper, publisher_offer, st->publisher, err,
+                                sizeof(err));
+        if (st->zk == NULL) {
+            log_msg(LOG_ERROR, "event=zk_watch_failed error=\"%s\"", err);
+            return -1;
+        }
+        publisher_set_status(st->publisher, main_zk_status, st->zk);
+        return 0;
+    }
     if (st->conf->discovery == CONF_DISCOVERY_ETCD) {
         st->etcd = etcd_watch_start(st->base, st->curl, st->conf, publisher_offer, st->publisher,
                                     err, sizeof(err));
@@ -167,6 +186,8 @@ main_stop_watch(struct main_state *st)
     st->watch = NULL;
     etcd_watch_stop(st->etcd);
     st->etcd = NULL;
+    zk_watch_stop(st->zk);
+    st->zk = NULL;
 }
 
 /* Starts the member source; static members are already in the first route. */
@@ -245,6 +266,7 @@ main_stop(struct main_state *st)
     consul_register_stop(st->reg); /* first: stop being sent new clients */
     consul_watch_stop(st->watch);
     etcd_watch_stop(st->etcd);
+    zk_watch_stop(st->zk);
     curl_event_destroy(st->curl);
     for (unsigned i = 0; i < st->nworkers; i++) {
         if (i < st->nstarted) {
@@ -386,10 +408,14 @@ main_reload(struct main_state *st)
     settings_unref(st->settings);
     st->settings = settings;
     st->conf = conf;
-    if (conf->discovery != CONF_DISCOVERY_STATIC) {
-        /* The watch reads the conf it was started with: start over on the new one. */
+    if (conf->discovery == CONF_DISCOVERY_ZOOKEEPER ? !zk_watch_same(st->zk, &conf->zookeeper)
+                                                    : conf->discovery != CONF_DISCOVERY_STATIC) {
+        /* The watch reads the conf it was started with: start over on the new one (ZooKeeper
+         * keeps its session, and its set, when hosts, path and timeout are unchanged). */
         main_stop_watch(st);
         main_start_watch(st);
+    }
+    if (conf->discovery != CONF_DISCOVERY_STATIC) {
         publisher_set_state_file(st->publisher, NULL, conf->state_file, 0);
     }
     log_msg(LOG_INFO, "event=reloaded conf=%s ring=%s", st->conf_path,
@@ -419,6 +445,9 @@ main_fill_metrics(struct metrics_main *m, void *arg)
     if (st->etcd != NULL) {
         etcd_watch_counts(st->etcd, &m->watch_up, &m->watch_queries, &m->watch_errors,
                           &m->watch_empty);
+    }
+    if (st->zk != NULL) {
+        zk_watch_counts(st->zk, &m->watch_up, &m->watch_queries, &m->watch_errors, &m->watch_empty);
     }
     m->reloads_ok = st->reloads_ok;
     m->reloads_failed = st->reloads_failed;

@@ -15,8 +15,9 @@
 #include "ring/member_set.h"
 
 #define L "listen 127.0.0.1:8080\n"
-#define C L "discovery consul\n" /* a consul block starts on line 3 */
-#define E L "discovery etcd\n"   /* an etcd block starts on line 3 */
+#define C L "discovery consul\n"    /* a consul block starts on line 3 */
+#define E L "discovery etcd\n"      /* an etcd block starts on line 3 */
+#define Z L "discovery zookeeper\n" /* a zookeeper block starts on line 3 */
 
 /* Parses a heap copy of exactly LEN bytes of TEXT (no NUL after it), so ASan sees over-reads. */
 static struct conf *
@@ -595,6 +596,74 @@ test_etcd_values_and_defaults(void **state)
     conf_destroy(conf);
 }
 
+static void
+test_zookeeper_values_and_defaults(void **state)
+{
+    struct conf *conf = parse_ok(Z "zookeeper {\n  hosts 127.0.0.1:2181\n  path /services/ws\n}\n");
+
+    (void)state;
+    assert_int_equal(conf->discovery, CONF_DISCOVERY_ZOOKEEPER);
+    assert_string_equal(conf->zookeeper.hosts, "127.0.0.1:2181");
+    assert_string_equal(conf->zookeeper.path, "/services/ws");
+    assert_int_equal(conf->zookeeper.session_timeout_ms, 10000);
+    assert_int_equal(conf->nbackends, 0);
+    conf_destroy(conf);
+    conf = parse_ok(Z "zookeeper {\r\n"
+                      "  hosts zk-1.example.com:2181,[::1]:2182,10.0.0.3:2183  # three\n"
+                      "  path /a/b-c/d.e_f/x:y\n"
+                      "  session_timeout 1s\n"
+                      "}\n");
+    assert_string_equal(conf->zookeeper.hosts, "zk-1.example.com:2181,[::1]:2182,10.0.0.3:2183");
+    assert_string_equal(conf->zookeeper.path, "/a/b-c/d.e_f/x:y");
+    assert_int_equal(conf->zookeeper.session_timeout_ms, 1000);
+    conf_destroy(conf);
+    conf =
+        parse_ok(Z "zookeeper {\n  hosts h:1,h:2,h:3,h:4,h:5,h:6,h:7,h:8,h:9,h:10,h:11,h:12,h:13,"
+                   "h:14,h:15,h:16\n  path /..a/.b\n  session_timeout 10m\n}\n");
+    assert_string_equal(conf->zookeeper.path, "/..a/.b");
+    assert_int_equal(conf->zookeeper.session_timeout_ms, 600000);
+    conf_destroy(conf);
+}
+
+/* The example's commented zookeeper block is valid, as for consul. */
+static void
+test_example_zookeeper_block_parses(void **state)
+{
+    FILE *f = fopen("conf/proxy.conf", "r");
+    char line[512], err[CONF_ERR_LEN], *text = calloc(1, 1 << 16);
+    bool in_block = false;
+    struct conf *conf;
+
+    (void)state;
+    assert_non_null(f);
+    assert_non_null(text);
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strcmp(line, "#zookeeper {\n") == 0) {
+            in_block = true;
+        }
+        if (in_block) {
+            append(text, 1 << 16, "%s", line + 1);
+            in_block = strcmp(line, "#}\n") != 0;
+        } else if (strncmp(line, "discovery ", 10) == 0) {
+            append(text, 1 << 16, "discovery zookeeper\n");
+        } else if (strncmp(line, "backend ", 8) != 0) {
+            append(text, 1 << 16, "%s", line);
+        }
+    }
+    fclose(f);
+    assert_false(in_block);
+    conf = conf_parse("proxy.conf", text, strlen(text), err);
+    if (conf == NULL) {
+        fail_msg("%s", err);
+    }
+    assert_int_equal(conf->discovery, CONF_DISCOVERY_ZOOKEEPER);
+    assert_string_equal(conf->zookeeper.hosts, "127.0.0.1:2181,127.0.0.1:2182");
+    assert_string_equal(conf->zookeeper.path, "/services/ws-backend");
+    assert_int_equal(conf->zookeeper.session_timeout_ms, 10000);
+    conf_destroy(conf);
+    free(text);
+}
+
 struct bad_row {
     const char *text;
     size_t len;
@@ -772,7 +841,6 @@ static const struct bad_row bad_rows[] = {
     ROW(C "backend a 127.0.0.1:1\nbackend b 127.0.0.1:2\nconsul {\n  service ws\n}\n", "t.conf:3: backend lines are used only with \"discovery static\""),
     ROW(L "backend a 127.0.0.1:1\nconsul {\n  service ws\n}\ndiscovery consul\n", "t.conf:2: backend lines are used only with \"discovery static\""),
     /* the etcd block and state_file */
-    ROW(L "discovery zookeeper\n", "t.conf:2: \"discovery zookeeper\" is not a supported source (use static, consul or etcd)"),
     ROW(L "discovery etcd\n", "t.conf:2: \"discovery etcd\" needs a \"etcd {\" ... \"}\" block"),
     ROW(L "etcd {\n  prefix /p/\n}\n", "t.conf:2: the etcd block needs \"discovery etcd\" (discovery is static)"),
     ROW(C "consul {\n  service a\n}\netcd {\n  prefix /p/\n}\n", "t.conf:6: the etcd block needs \"discovery etcd\" (discovery is consul)"),
@@ -810,6 +878,39 @@ static const struct bad_row bad_rows[] = {
     ROW(L "backend_ca_file /ca.pem\n", "t.conf:2: \"backend_ca_file\" is used only with \"backend_tls on\""),
     ROW(L "backend_tls off\nbackend_tls_server_name ws.example\n", "t.conf:3: \"backend_tls_server_name\" is used only with \"backend_tls on\""),
     ROW(L "backend_tls on\nbackend_tls_server_name ws_1.example\n", "t.conf:3: \"backend_tls_server_name ws_1.example\" is not a host name (letters, digits, hyphens and dots)"),
+    /* the zookeeper block: its place, its lines */
+    ROW(L "zookeeper\n", "t.conf:2: \"zookeeper\" is a block (write \"zookeeper {\", its lines, then \"}\")"),
+    ROW(Z "zookeeper {\n  path /s\n}\n", "t.conf:3: no \"hosts\" directive in block \"zookeeper\" (it is required)"),
+    ROW(Z "zookeeper {\n  hosts h:1\n}\n", "t.conf:3: no \"path\" directive in block \"zookeeper\" (it is required)"),
+    ROW(Z "zookeeper {\n  hosts h:1\n  path /s\n  service ws\n}\n", "t.conf:6: \"service\" is allowed only in block \"consul\""),
+    ROW(C "consul {\n  service a\n  path /s\n}\n", "t.conf:5: \"path\" is allowed only in block \"zookeeper\""),
+    ROW(L "hosts h:1\n", "t.conf:2: \"hosts\" is allowed only in block \"zookeeper\""),
+    ROW(Z "zookeeper {\n  hosts h:1\n  hosts h:2\n  path /s\n}\n", "t.conf:5: \"hosts\" is a duplicate (first on line 4)"),
+    ROW(Z "zookeeper {\n  hosts h:1 h:2\n  path /s\n}\n", "t.conf:4: \"hosts\" takes 1 argument, got 2"),
+    ROW(L "discovery dns\n", "t.conf:2: \"discovery dns\" is not a supported source (use static, consul, etcd or zookeeper)"),
+    ROW(L "discovery zookeeper\n", "t.conf:2: \"discovery zookeeper\" needs a \"zookeeper {\" ... \"}\" block"),
+    ROW(L "zookeeper {\n  hosts h:1\n  path /s\n}\n", "t.conf:2: the zookeeper block needs \"discovery zookeeper\" (discovery is static)"),
+    ROW(C "consul {\n  service a\n}\nzookeeper {\n  hosts h:1\n  path /s\n}\n", "t.conf:6: the zookeeper block needs \"discovery zookeeper\" (discovery is consul)"),
+    ROW(Z "zookeeper {\n  hosts h:1\n  path /s\n}\nconsul {\n  service a\n}\n", "t.conf:7: the consul block needs \"discovery consul\" (discovery is zookeeper)"),
+    ROW(Z "backend a 127.0.0.1:1\nzookeeper {\n  hosts h:1\n  path /s\n}\n", "t.conf:3: backend lines are used only with \"discovery static\""),
+    /* the zookeeper block: values */
+    ROW(Z "zookeeper {\n  hosts h\n  path /s\n}\n", "t.conf:4: \"hosts h\" is not an address (use IPv4:port, [IPv6]:port or host:port)"),
+    ROW(Z "zookeeper {\n  hosts h:1,\n  path /s\n}\n", "t.conf:4: \"hosts h:1,\" has an empty entry (write host:port,host:port)"),
+    ROW(Z "zookeeper {\n  hosts ,h:1\n  path /s\n}\n", "t.conf:4: \"hosts ,h:1\" has an empty entry (write host:port,host:port)"),
+    ROW(Z "zookeeper {\n  hosts h:1,h:0\n  path /s\n}\n", "t.conf:4: \"hosts h:1,h:0\" has a bad port (use 1..65535)"),
+    ROW(Z "zookeeper {\n  hosts h:1,H:1\n  path /s\n}\n", "t.conf:4: \"hosts h:1,H:1\" lists a server twice"),
+    ROW(Z "zookeeper {\n  hosts h:1,h:2/chroot\n  path /s\n}\n", "t.conf:4: \"hosts h:1,h:2/chroot\" has a chroot suffix (give the whole node in \"path\" instead)"),
+    ROW(Z "zookeeper {\n  hosts h:1,h:2,h:3,h:4,h:5,h:6,h:7,h:8,h:9,h:10,h:11,h:12,h:13,h:14,h:15,h:16,h:17\n  path /s\n}\n", "t.conf:4: \"hosts h:1,h:2,h:3,h:4,h:5,h:6,h:7,h:8,h:9,h:10,h:11,h:12,h:13,h:14,h:15,h:16,h:17\" lists more than 16 servers"),
+    ROW(Z "zookeeper {\n  hosts h:1\n  path s\n}\n", "t.conf:5: \"path s\" does not start with \"/\""),
+    ROW(Z "zookeeper {\n  hosts h:1\n  path /\n}\n", "t.conf:5: \"path /\" is the root (give the node the backends register under)"),
+    ROW(Z "zookeeper {\n  hosts h:1\n  path /s/\n}\n", "t.conf:5: \"path /s/\" has an empty, \".\" or \"..\" segment (or a trailing \"/\")"),
+    ROW(Z "zookeeper {\n  hosts h:1\n  path /a//b\n}\n", "t.conf:5: \"path /a//b\" has an empty, \".\" or \"..\" segment (or a trailing \"/\")"),
+    ROW(Z "zookeeper {\n  hosts h:1\n  path /a/./b\n}\n", "t.conf:5: \"path /a/./b\" has an empty, \".\" or \"..\" segment (or a trailing \"/\")"),
+    ROW(Z "zookeeper {\n  hosts h:1\n  path /a/..\n}\n", "t.conf:5: \"path /a/..\" has an empty, \".\" or \"..\" segment (or a trailing \"/\")"),
+    ROW(Z "zookeeper {\n  hosts h:1\n  path /s\xc3\xa9\n}\n", "t.conf:5: \"path /s\xc3\xa9\" has a byte that is not visible ASCII"),
+    ROW(Z "zookeeper {\n  hosts h:1\n  path /s\n  session_timeout 999ms\n}\n", "t.conf:6: \"session_timeout 999ms\" is shorter than 1s"),
+    ROW(Z "zookeeper {\n  hosts h:1\n  path /s\n  session_timeout 11m\n}\n", "t.conf:6: \"session_timeout 11m\" is longer than 10m"),
+    ROW(Z "zookeeper {\n  hosts h:1\n  path /s\n  session_timeout 10\n}\n", "t.conf:6: \"session_timeout 10\" is not a duration (use ms, s, m or h)"),
     /* bytes */
     ROW(L "vnodes 1\0\n", "t.conf:2: control byte 0x00 (only tab, CR and LF may appear)"),
     ROW("\0", "t.conf:1: control byte 0x00 (only tab, CR and LF may appear)"),
@@ -1011,7 +1112,7 @@ test_every_directive_is_in_the_example(void **state)
             assert_string_not_equal(*other, *name);
         }
     }
-    assert_int_equal(n, 35);
+    assert_int_equal(n, 36);
     assert_string_equal(conf_directive_names()[0], "listen");
     /* ... and its lines as "#    NAME ...". */
     n = 0;
@@ -1035,7 +1136,17 @@ test_every_directive_is_in_the_example(void **state)
         }
     }
     assert_int_equal(n, 7);
-    assert_null(conf_block_directive_names("zookeeper"));
+    n = 0;
+    for (const char *const *name = conf_block_directive_names("zookeeper"); *name != NULL;
+         name++, n++) {
+        char line[64];
+
+        snprintf(line, sizeof(line), "\n#    %s ", *name);
+        if (strstr(text, line) == NULL) {
+            fail_msg("directive \"%s\" of block \"zookeeper\" is not in conf/proxy.conf", *name);
+        }
+    }
+    assert_int_equal(n, 3);
     assert_null(conf_block_directive_names("listen"));
     free(text);
 }
@@ -1419,6 +1530,8 @@ main(void)
         cmocka_unit_test(test_example_consul_block_parses),
         cmocka_unit_test(test_example_etcd_block_parses),
         cmocka_unit_test(test_etcd_values_and_defaults),
+        cmocka_unit_test(test_zookeeper_values_and_defaults),
+        cmocka_unit_test(test_example_zookeeper_block_parses),
         cmocka_unit_test(test_bad_configs),
         cmocka_unit_test(test_line_length_limit),
         cmocka_unit_test(test_long_words_are_clipped),
