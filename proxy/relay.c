@@ -644,9 +644,8 @@ relay_close_gently(struct conn *c, uint16_t code, enum close_reason reason)
     struct timeval tv = { .tv_sec = (time_t)(c->route->conf->close_grace_ms / 1000),
                           .tv_usec = (suseconds_t)(c->route->conf->close_grace_ms % 1000) * 1000 };
 
-    if (c->state != CONN_RELAY || c->frames_in.saw_close) {
-        return; /* already on its way out (the client's Close is with the backend), or not
-                 * relaying yet */
+    if (c->state != CONN_RELAY) {
+        return; /* already on its way out, or not relaying yet */
     }
     if (!c->ws || c->frames.bad) {
         conn_close(c, reason); /* SSE, plain HTTP, or a stream we cannot cut cleanly */

@@ -801,10 +801,11 @@ class SlowCloseBackend(threading.Thread):
         self.lsock.close()
 
 
-def test_client_close_racing_a_ring_change_ends_with_the_backends_reply_not_a_stall(env):
-    # A client that already sent its Close when the ring moves it must not be migrated (it is
-    # leaving anyway): it gets the backend's Close reply and the TCP close as soon as the backend
-    # answers, not close_grace (5 s) later. Seen as joins "not routed within 5 s" under load.
+def test_client_close_racing_a_ring_change_ends_without_a_close_grace_stall(env):
+    # A client that already sent its Close when the ring moves it gets a Close reply (wsring's
+    # 1012, or the backend's if it answers first) and the TCP close at once, not close_grace (5 s)
+    # later: its Close went to the backend, it will not send another. Seen as joins "not routed
+    # within 5 s" under load (issue 5). test_close_race.py has the silent-backend case.
     body = f"key query:user\n{RING_HOLD}migrate_rate 1000\nclose_grace 5s\n"
     slow = [SlowCloseBackend(1.5) for _ in range(2)]
     for b in slow:
@@ -829,7 +830,7 @@ def test_client_close_racing_a_ring_change_ends_with_the_backends_reply_not_a_st
         sock.close()
         print(f"close racing a ring change: Close {payload!r} after {got_close:.2f}s, "
               f"EOF after {took:.2f}s")
-        assert (op, payload) == (8, b"\x03\xe8backend bye"), "the backend's Close reply must reach the client"
+        assert op == 8 and payload in (b"\x03\xe8backend bye", b"\x03\xf4ring changed"), payload
         assert eof == b"" and took < 3.5, f"TCP close {took:.2f}s after the client's Close"
     finally:
         for b in slow:
