@@ -588,8 +588,8 @@ static void
 test_response_head_resumes_from_any_prefix(void **state)
 {
     static const char *const heads[] = {
-        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Long: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n"
-        "Content-Length: 5\r\n\r\nhello",
+        ("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Long: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n"
+         "Content-Length: 5\r\n\r\nhello"), /* one entry (parentheses: not a missing comma) */
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n0\r\nX-T: 1\r\n\r\n",
         "HTTP/1.0 304 Not Modified\r\nETag: \"v\"\r\nConnection: keep-alive\r\n\r\n",
         "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
