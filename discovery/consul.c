@@ -3,6 +3,7 @@
  * docs: api-docs/features/blocking.mdx, api-docs/health.mdx).
  */
 #include "discovery/consul.h"
+#include "discovery/source.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -224,23 +225,6 @@ consul_set_state(struct consul_watch *w, enum consul_state state)
     }
 }
 
-/* Capped exponential back-off with jitter (DISCOVERY §1.5 rule 5; cap = retry_max). */
-static uint64_t
-consul_backoff_ms(const struct consul_watch *w)
-{
-    uint64_t cap = w->conf->consul.retry_max_ms;
-    uint64_t d = CONSUL_BACKOFF_BASE_MS;
-
-    for (unsigned i = 1; i < w->failures && d < cap; i++) {
-        d *= 2;
-    }
-    if (d > cap) {
-        d = cap;
-    }
-    /* Jitter in [d/2, d]: a fleet of proxies must not retry in step. */
-    return d / 2 + (uint64_t)rand() % (d / 2 + 1);
-}
-
 /* A failed query: the last good ring stays; logged once per change of error. */
 static void
 consul_fail(struct consul_watch *w, const char *what)
@@ -255,7 +239,8 @@ consul_fail(struct consul_watch *w, const char *what)
     }
     snprintf(w->error, sizeof(w->error), "%s", what);
     consul_set_state(w, CONSUL_RETRYING);
-    consul_schedule(w, consul_backoff_ms(w));
+    consul_schedule(
+        w, source_backoff_ms(CONSUL_BACKOFF_BASE_MS, w->conf->consul.retry_max_ms, w->failures));
 }
 
 /* Returns the first line of the answer body, for messages (Consul's errors are plain text). */

@@ -6,6 +6,7 @@
  * `next` timer, so no request is started from inside curl's callbacks.
  */
 #include "discovery/etcd.h"
+#include "discovery/source.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -107,21 +108,6 @@ etcd_schedule(struct etcd_watch *w, uint64_t delay_ms)
     evtimer_add(w->next, &tv);
 }
 
-/* Capped exponential back-off with jitter in [d/2, d]: a fleet must not retry in step. */
-static uint64_t
-etcd_backoff_ms(const struct etcd_watch *w)
-{
-    uint64_t d = ETCD_BACKOFF_BASE_MS;
-
-    for (unsigned i = 1; i < w->failures && d < ETCD_BACKOFF_CAP_MS; i++) {
-        d *= 2;
-    }
-    if (d > ETCD_BACKOFF_CAP_MS) {
-        d = ETCD_BACKOFF_CAP_MS;
-    }
-    return d / 2 + (uint64_t)rand() % (d / 2 + 1);
-}
-
 /* A failed step: the last good ring stays; logged once per change of error; next endpoint. */
 static void
 etcd_fail(struct etcd_watch *w, const char *what)
@@ -141,7 +127,7 @@ etcd_fail(struct etcd_watch *w, const char *what)
     etcd_set_state(w, ETCD_RETRYING);
     w->endpoint = (w->endpoint + 1) % w->conf->etcd.nendpoints;
     w->step = w->conf->etcd.username != NULL && w->token == NULL ? ETCD_STEP_AUTH : ETCD_STEP_LIST;
-    etcd_schedule(w, etcd_backoff_ms(w));
+    etcd_schedule(w, source_backoff_ms(ETCD_BACKOFF_BASE_MS, ETCD_BACKOFF_CAP_MS, w->failures));
 }
 
 static void

@@ -5,9 +5,18 @@
 #ifndef WSRING_DISCOVERY_SOURCE_H
 #define WSRING_DISCOVERY_SOURCE_H
 
+#include <stdint.h>
+
 struct member_set;
 
 /* Takes ownership of MEMBERS: the source's current, non-empty view. */
 typedef void (*source_emit_fn)(struct member_set *members, void *arg);
+
+/*
+ * The error back-off every source uses (DISCOVERY §1.5 rule 5): BASE_MS
+ * doubled per failure after the first, capped at CAP_MS, then jittered into
+ * [d/2, d] so that a fleet of proxies does not retry in step.
+ */
+uint64_t source_backoff_ms(uint64_t base_ms, uint64_t cap_ms, unsigned failures);
 
 #endif /* WSRING_DISCOVERY_SOURCE_H */

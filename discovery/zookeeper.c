@@ -26,6 +26,7 @@
  * session timeout without a connection.
  */
 #include "discovery/zookeeper.h"
+#include "discovery/source.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -170,21 +171,6 @@ zk_set_state(struct zk_watch *w, enum zk_state state)
     }
 }
 
-/* Capped exponential back-off with jitter in [d/2, d]: a fleet must not retry in step. */
-static uint64_t
-zk_backoff_ms(const struct zk_watch *w)
-{
-    uint64_t d = ZK_BACKOFF_BASE_MS;
-
-    for (unsigned i = 1; i < w->failures && d < ZK_BACKOFF_CAP_MS; i++) {
-        d *= 2;
-    }
-    if (d > ZK_BACKOFF_CAP_MS) {
-        d = ZK_BACKOFF_CAP_MS;
-    }
-    return d / 2 + (uint64_t)rand() % (d / 2 + 1);
-}
-
 static void
 zk_schedule(struct zk_watch *w, uint64_t delay_ms)
 {
@@ -212,7 +198,7 @@ zk_fail(struct zk_watch *w, const char *what)
     zk_set_state(w, ZK_RETRYING);
     /* Disconnected: the client reconnects by itself and CONNECTED lists again. */
     if (w->connected || w->renew) {
-        zk_schedule(w, zk_backoff_ms(w));
+        zk_schedule(w, source_backoff_ms(ZK_BACKOFF_BASE_MS, ZK_BACKOFF_CAP_MS, w->failures));
     }
 }
 
