@@ -8,10 +8,8 @@
  */
 #include "discovery/consul_parse.h"
 
-#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,9 +19,8 @@
 #include <jansson.h>
 
 #include "conf/conf_value.h"
+#include "discovery/source.h"
 #include "ring/member_set.h"
-
-#define CONSUL_PARSE_MAX_HOST 253 /* the longest DNS name; every IP literal is shorter */
 
 _Static_assert(MEMBER_SET_MAX_WEIGHT == 1000, "update the weight phrase below");
 
@@ -149,47 +146,13 @@ consul_parse_host_get(const json_t *node, const json_t *service, const char **ho
     return NULL;
 }
 
-/* Letters, digits, '.', '-', '_' (host names), ':' (IPv6) and '%' (an IPv6 zone). */
-static bool
-consul_parse_is_host_byte(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c != '\0' && strchr(".-_:%", c) != NULL);
-}
-
-/*
- * True when the LEN bytes at HOST (host bytes only, see above) are an IPv6
- * literal, optionally with a "%zone" (RFC 6874) of letters, digits, '.', '-', '_'.
- */
-static bool
-consul_parse_is_ipv6(const char *host, size_t len)
-{
-    char text[INET6_ADDRSTRLEN];
-    const char *zone = memchr(host, '%', len);
-    size_t addr_len = zone == NULL ? len : (size_t)(zone - host);
-    size_t zone_len = zone == NULL ? 0 : len - addr_len - 1;
-    struct in6_addr bin;
-
-    if (addr_len >= sizeof(text)) {
-        return false;
-    }
-    if (zone != NULL && (zone_len == 0 || memchr(zone + 1, '%', zone_len) != NULL ||
-                         memchr(zone + 1, ':', zone_len) != NULL)) {
-        return false;
-    }
-    memcpy(text, host, addr_len);
-    text[addr_len] = '\0';
-    return inet_pton(AF_INET6, text, &bin) == 1;
-}
-
 /* Sets *ADDRESS to a new "host:port", or "[host]:port" when host is an IPv6 literal. */
 static const char *
 consul_parse_address(const json_t *node, const json_t *service, char **address)
 {
     const char *host = NULL, *what;
-    size_t len = 0, size;
+    size_t len = 0;
     unsigned port = 0;
-    bool v6;
 
     what = consul_parse_host_get(node, service, &host, &len);
     if (what == NULL) {
@@ -198,25 +161,7 @@ consul_parse_address(const json_t *node, const json_t *service, char **address)
     if (what != NULL) {
         return what;
     }
-    if (len > CONSUL_PARSE_MAX_HOST) {
-        return "address is longer than 253 bytes";
-    }
-    for (size_t i = 0; i < len; i++) {
-        if (!consul_parse_is_host_byte(host[i])) {
-            return "address has a byte other than a letter, a digit or one of \".-_:%\"";
-        }
-    }
-    v6 = memchr(host, ':', len) != NULL || memchr(host, '%', len) != NULL;
-    if (v6 && !consul_parse_is_ipv6(host, len)) {
-        return "address has ':' or '%' but is not an IPv6 literal";
-    }
-    size = len + sizeof("[]:65535");
-    *address = malloc(size);
-    if (*address == NULL) {
-        return consul_parse_enomem;
-    }
-    snprintf(*address, size, v6 ? "[%.*s]:%u" : "%.*s:%u", (int)len, host, port);
-    return NULL;
+    return source_address_make(host, len, port, address);
 }
 
 /* Sets *WEIGHT to Service.Weights.Passing; 1 when Weights (or Passing) is absent. */

@@ -6,10 +6,8 @@
  */
 #include "discovery/zk_parse.h"
 
-#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,9 +16,8 @@
 
 #include <jansson.h>
 
+#include "discovery/source.h"
 #include "ring/member_set.h"
-
-#define ZK_PARSE_MAX_HOST 253 /* the longest DNS name; every IP literal is shorter */
 
 _Static_assert(MEMBER_SET_MAX_WEIGHT == 1000, "update the weight phrase below");
 _Static_assert(ZK_PARSE_MAX_ID == 1024 && ZK_PARSE_MAX_URL == 2048, "update the phrases below");
@@ -55,36 +52,6 @@ zk_parse_id(const json_t *root, const char **id)
     return NULL;
 }
 
-/* Letters, digits, '.', '-', '_' (host names), ':' (IPv6) and '%' (an IPv6 zone). */
-static bool
-zk_parse_is_host_byte(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c != '\0' && strchr(".-_:%", c) != NULL);
-}
-
-/* True when the LEN host bytes at HOST are an IPv6 literal with an optional non-empty "%zone". */
-static bool
-zk_parse_is_ipv6(const char *host, size_t len)
-{
-    char text[INET6_ADDRSTRLEN];
-    const char *zone = memchr(host, '%', len);
-    size_t addr_len = zone == NULL ? len : (size_t)(zone - host);
-    size_t zone_len = zone == NULL ? 0 : len - addr_len - 1;
-    struct in6_addr bin;
-
-    if (addr_len >= sizeof(text)) {
-        return false;
-    }
-    if (zone != NULL && (zone_len == 0 || memchr(zone + 1, '%', zone_len) != NULL ||
-                         memchr(zone + 1, ':', zone_len) != NULL)) {
-        return false;
-    }
-    memcpy(text, host, addr_len);
-    text[addr_len] = '\0';
-    return inet_pton(AF_INET6, text, &bin) == 1;
-}
-
 /* Sets *PORT to "port", 1..65535. */
 static const char *
 zk_parse_port(const json_t *root, unsigned *port)
@@ -111,38 +78,16 @@ zk_parse_address(const json_t *root, char **address)
 {
     const json_t *value = json_object_get(root, "address");
     const char *host, *what;
-    size_t len, size;
+    size_t len;
     unsigned port = 0;
-    bool v6;
 
     if (!json_is_string(value) || json_string_length(value) == 0) {
         return "address is missing, empty or not a string";
     }
     host = json_string_value(value);
     len = json_string_length(value);
-    if (len > ZK_PARSE_MAX_HOST) {
-        return "address is longer than 253 bytes";
-    }
-    for (size_t i = 0; i < len; i++) {
-        if (!zk_parse_is_host_byte(host[i])) {
-            return "address has a byte other than a letter, a digit or one of \".-_:%\"";
-        }
-    }
-    v6 = memchr(host, ':', len) != NULL || memchr(host, '%', len) != NULL;
-    if (v6 && !zk_parse_is_ipv6(host, len)) {
-        return "address has ':' or '%' but is not an IPv6 literal";
-    }
     what = zk_parse_port(root, &port);
-    if (what != NULL) {
-        return what;
-    }
-    size = len + sizeof("[]:65535");
-    *address = malloc(size);
-    if (*address == NULL) {
-        return zk_parse_enomem;
-    }
-    snprintf(*address, size, v6 ? "[%.*s]:%u" : "%.*s:%u", (int)len, host, port);
-    return NULL;
+    return what != NULL ? what : source_address_make(host, len, port, address);
 }
 
 /* Returns payload.metadata when both are objects, else NULL (no metadata). */
