@@ -1080,6 +1080,23 @@ test_static_members(void **state)
     conf_destroy(conf);
 }
 
+/* Every directive of BLOCK (COUNT of them) is in the example TEXT, commented: "#    NAME ...". */
+static void
+expect_block_in_example(const char *text, const char *block, size_t count)
+{
+    size_t n = 0;
+
+    for (const char *const *name = conf_block_directive_names(block); *name != NULL; name++, n++) {
+        char line[64];
+
+        snprintf(line, sizeof(line), "\n#    %s ", *name);
+        if (strstr(text, line) == NULL) {
+            fail_msg("directive \"%s\" of block \"%s\" is not in conf/proxy.conf", *name, block);
+        }
+    }
+    assert_int_equal(n, count);
+}
+
 /* The table is the documentation index: every directive appears as a line of the example. */
 static void
 test_every_directive_is_in_the_example(void **state)
@@ -1115,38 +1132,9 @@ test_every_directive_is_in_the_example(void **state)
     assert_int_equal(n, 36);
     assert_string_equal(conf_directive_names()[0], "listen");
     /* ... and its lines as "#    NAME ...". */
-    n = 0;
-    for (const char *const *name = conf_block_directive_names("consul"); *name != NULL;
-         name++, n++) {
-        char line[64];
-
-        snprintf(line, sizeof(line), "\n#    %s ", *name);
-        if (strstr(text, line) == NULL) {
-            fail_msg("directive \"%s\" of block \"consul\" is not in conf/proxy.conf", *name);
-        }
-    }
-    assert_int_equal(n, 12);
-    n = 0;
-    for (const char *const *name = conf_block_directive_names("etcd"); *name != NULL; name++, n++) {
-        char line[64];
-
-        snprintf(line, sizeof(line), "\n#    %s ", *name);
-        if (strstr(text, line) == NULL) {
-            fail_msg("directive \"%s\" of block \"etcd\" is not in conf/proxy.conf", *name);
-        }
-    }
-    assert_int_equal(n, 7);
-    n = 0;
-    for (const char *const *name = conf_block_directive_names("zookeeper"); *name != NULL;
-         name++, n++) {
-        char line[64];
-
-        snprintf(line, sizeof(line), "\n#    %s ", *name);
-        if (strstr(text, line) == NULL) {
-            fail_msg("directive \"%s\" of block \"zookeeper\" is not in conf/proxy.conf", *name);
-        }
-    }
-    assert_int_equal(n, 3);
+    expect_block_in_example(text, "consul", 12);
+    expect_block_in_example(text, "etcd", 7);
+    expect_block_in_example(text, "zookeeper", 3);
     assert_null(conf_block_directive_names("listen"));
     free(text);
 }
