@@ -243,7 +243,9 @@ main_start_workers(struct main_state *st)
     unsigned n = main_worker_count(st->conf);
 
     for (unsigned i = 0; i < n; i++) {
-        st->workers[i] = worker_create(i, st->conf, route, &st->pacer, err, sizeof(err));
+        /* A lone worker shares the main thread (worker_create says why). */
+        st->workers[i] = worker_create(i, st->conf, route, &st->pacer, n == 1 ? st->base : NULL,
+                                       err, sizeof(err));
         if (st->workers[i] == NULL) {
             log_msg(LOG_ERROR, "event=start_failed error=\"%s\"", err);
             return -1;
@@ -495,7 +497,7 @@ main_run(struct settings *settings, const char *conf_path)
     char err[256];
     int rc = 1;
 
-    st.base = event_base_new();
+    st.base = worker_base_new(); /* with `workers 1` the worker runs on it */
     if (first == NULL || st.base == NULL ||
         (st.publisher = publisher_create(st.base, first, source, main_publish, &st)) == NULL ||
         (st.drain_check = evtimer_new(st.base, main_on_drain_check, &st)) == NULL) {

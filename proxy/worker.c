@@ -135,7 +135,9 @@ worker_on_stop(evutil_socket_t fd, short what, void *arg)
         }
         conn_close(c, CLOSE_SHUTDOWN);
     }
-    event_base_loopbreak(w->base);
+    if (!w->on_main) {
+        event_base_loopbreak(w->base);
+    }
 }
 
 static void
@@ -280,11 +282,12 @@ worker_set_route(struct worker *w, struct route *route)
 }
 
 /*
- * A worker's base batches epoll changes per loop iteration (libevent's changelist), so a
- * connection that swaps its write event for a read event in one callback costs one epoll_ctl,
- * not two. Safe here: libevent's hazard is dup()ed descriptors, and wsring never dups.
+ * A worker's base (and the main thread's) batches epoll changes per loop iteration (libevent's
+ * changelist), so a connection that swaps its write event for a read event in one callback costs
+ * one epoll_ctl, not two. Safe here: libevent's hazard is dup()ed descriptors, and neither wsring
+ * nor libcurl nor the ZooKeeper client dups.
  */
-static struct event_base *
+struct event_base *
 worker_base_new(void)
 {
     struct event_config *cfg = event_config_new();
@@ -301,7 +304,7 @@ worker_base_new(void)
 
 struct worker *
 worker_create(unsigned id, const struct conf *conf, struct route *route,
-              struct migrate_pacer *pacer, char *err, size_t err_len)
+              struct migrate_pacer *pacer, struct event_base *main_base, char *err, size_t err_len)
 {
     struct worker *w = calloc(1, sizeof(*w));
 
@@ -315,7 +318,8 @@ worker_create(unsigned id, const struct conf *conf, struct route *route,
     TAILQ_INIT(&w->misplaced);
     w->pacer = pacer;
     w->rand_state = id * 2654435761u + (unsigned)time(NULL);
-    w->base = worker_base_new();
+    w->on_main = main_base != NULL;
+    w->base = w->on_main ? main_base : worker_base_new();
     pool_init(&w->pool, w->base);
     pool_set_limits(&w->pool, route->conf->pool_idle_timeout_ms, route->conf->pool_max_idle);
     w->scratch_len = WORKER_SCRATCH_BYTES;
@@ -356,12 +360,19 @@ worker_create(unsigned id, const struct conf *conf, struct route *route,
 int
 worker_start(struct worker *w)
 {
+    if (w->on_main) {
+        return 0; /* the main loop runs it */
+    }
     return pthread_create(&w->thread, NULL, worker_main, w) == 0 ? 0 : -1;
 }
 
 void
 worker_stop(struct worker *w)
 {
+    if (w->on_main) {
+        worker_on_stop(-1, 0, w); /* the main loop has returned: stop here and now */
+        return;
+    }
     event_active(&w->stop_ev, EV_READ, 0);
     pthread_join(w->thread, NULL);
 }
@@ -383,7 +394,9 @@ worker_destroy(struct worker *w)
     free(w->scratch);
     if (w->base != NULL) {
         pool_fini(&w->pool);
-        event_base_free(w->base);
+        if (!w->on_main) {
+            event_base_free(w->base);
+        }
     }
     free(w);
 }

@@ -1,7 +1,8 @@
 /*
  * A worker: one thread, one event_base, its own SO_REUSEPORT listeners, the
  * connections it accepted (DESIGN §1). Nothing here is shared with other
- * threads except the route reference and the stop request.
+ * threads except the route reference and the stop request. With `workers 1`
+ * the only worker runs on the main thread's base instead (worker_create).
  */
 #ifndef WSRING_PROXY_WORKER_H
 #define WSRING_PROXY_WORKER_H
@@ -45,7 +46,8 @@ struct worker_listener {
 struct worker {
     unsigned id;
     pthread_t thread;
-    struct event_base *base;           /* owned */
+    struct event_base *base;           /* owned, unless on_main */
+    unsigned on_main : 1;              /* runs on the main thread's base: no thread of its own */
     struct route *route;               /* reference; taken by each new conn */
     struct worker_listener *listeners; /* owned array of nlisteners */
     size_t nlisteners;
@@ -72,16 +74,23 @@ struct worker {
 };
 
 /*
- * Creates worker ID with its base and one SO_REUSEPORT listener per `listen`
- * of CONF, sharing ROUTE (a reference is taken). Returns NULL with a message
- * in ERR (ERR_LEN bytes), e.g. a listen address already in use.
+ * Creates worker ID with one SO_REUSEPORT listener per `listen` of CONF,
+ * sharing ROUTE (a reference is taken). MAIN_BASE NULL: the worker gets its
+ * own base and, at worker_start, its own thread. Otherwise it runs on
+ * MAIN_BASE (the caller's thread): a lone worker then leaves the process
+ * single-threaded, which the kernel rewards on every socket call (no file
+ * reference counting, DESIGN §1). Returns NULL with a message in ERR
+ * (ERR_LEN bytes), e.g. a listen address already in use.
  */
 struct worker *worker_create(unsigned id, const struct conf *conf, struct route *route,
-                             struct migrate_pacer *pacer, char *err, size_t err_len);
-/* Starts the thread. Returns 0 or -1. */
+                             struct migrate_pacer *pacer, struct event_base *main_base, char *err,
+                             size_t err_len);
+/* Starts the thread (nothing to start on the main base). Returns 0 or -1. */
 int worker_start(struct worker *w);
-/* Asks the thread to stop (closing every connection) and joins it. */
+/* Stops the worker, closing every connection, and joins its thread. */
 void worker_stop(struct worker *w);
+/* A base as the workers use it (epoll changes batched per loop iteration), or NULL. */
+struct event_base *worker_base_new(void);
 /*
  * Hands the worker ROUTE (a reference is taken) for its new connections; live
  * connections keep theirs. Safe from any thread; the worker picks it up soon.
