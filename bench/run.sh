@@ -14,6 +14,9 @@
 #   BENCH_THREADS="1 2"  worker threads/processes per proxy
 #   BENCH_PIN=0          1: 1-thread runs put the proxy on CPU 1, load generator and backends
 #                        on CPU 0 (off by default: see bench/README.md)
+#   BENCH_LOAD_SCHED=batch  the load generator and the backends run SCHED_BATCH, so their
+#                        wake-ups do not preempt the proxy being measured ("other": the
+#                        default policy, as before; see bench/README.md)
 #   BENCH_PORT_BASE=29100  backends +1..+3, proxy +80 (TLS +81), wsring admin +90
 #   BENCH_RESULTS=bench/RESULTS.md   where the report is written ("-" for stdout only)
 #   BENCH_QUIET_PCT=30   before each timed measurement wait until other jobs use at most this
@@ -37,6 +40,12 @@ MODES=${BENCH_MODES:-idle handshake small bulk http wss_handshake wss_small}
 PROXIES=${BENCH_PROXIES:-wsring haproxy nginx}
 THREADS=${BENCH_THREADS:-1 2}
 PIN=${BENCH_PIN:-0}
+LOAD_SCHED=${BENCH_LOAD_SCHED:-batch}
+case $LOAD_SCHED in batch | other) ;; *)
+    echo "bench: BENCH_LOAD_SCHED must be batch or other, not '$LOAD_SCHED'" >&2
+    exit 2
+    ;;
+esac
 BASE=${BENCH_PORT_BASE:-29100}
 RESULTS=${BENCH_RESULTS:-$ROOT/bench/RESULTS.md}
 PPORT=$((BASE + 80))
@@ -163,6 +172,12 @@ pin_prefix() {
     if [ -n "$1" ]; then PFX=(taskset -c "$1"); fi
 }
 
+# load_prefix LIST: pin_prefix LIST, plus SCHED_BATCH for the load side (chrt execs too).
+load_prefix() {
+    pin_prefix "$1"
+    if [ "$LOAD_SCHED" = batch ]; then PFX+=(chrt -b 0); fi
+}
+
 place_backends() {
     local cpus=${1:-$(all_cpus)} p
     for p in $BACKEND_PIDS; do taskset -a -p -c "$cpus" "$p" >/dev/null; done
@@ -228,9 +243,10 @@ proxy_rss_kb() {
 
 start_backends() {
     local i=1 port name
+    load_prefix ""
     for port in $BPORTS; do
         name=$(echo $BNAMES | cut -d' ' -f$i)
-        "$BIN/echo_backend" --port "$port" --name "$name" 2>"$WORK/backend-$name.log" &
+        "${PFX[@]}" "$BIN/echo_backend" --port "$port" --name "$name" 2>"$WORK/backend-$name.log" &
         BACKEND_PIDS="$BACKEND_PIDS $!"
         i=$((i + 1))
     done
@@ -404,7 +420,7 @@ row() {
 measure() {
     local name=$1 n=$2 rep=$3 mode=$4 line t0 t1 rss0 rss1 up ready
     shift 4
-    pin_prefix "$(load_cpus "$n")"
+    load_prefix "$(load_cpus "$n")"
     if [ "$mode" = idle ]; then
         ready=$WORK/ready
         rm -f "$ready"
@@ -664,9 +680,11 @@ report() {
     echo
     echo '```'
     echo "make bench        # = make all build/bench/echo_backend build/bench/loadgen && BUILD=build sh bench/run.sh"
-    echo "# environment of this run: BENCH_SECONDS=$SECS BENCH_REPS=$REPS BENCH_MODES=\"$MODES\" BENCH_THREADS=\"$THREADS\" BENCH_PIN=$PIN"
+    echo "# environment of this run: BENCH_SECONDS=$SECS BENCH_REPS=$REPS BENCH_MODES=\"$MODES\" BENCH_THREADS=\"$THREADS\" BENCH_PIN=$PIN BENCH_LOAD_SCHED=$LOAD_SCHED"
     pp="" lp=""
     if [ "$PIN" = 1 ] && [ "$NCPU" -ge 2 ]; then pp="taskset -c 1 " lp="taskset -c 0 "; fi
+    if [ "$LOAD_SCHED" = batch ]; then lp="${lp}chrt -b 0 "; fi
+    echo "${lp}$BIN/echo_backend --port P --name ws-a   # and ws-b, ws-c"
     for kind in $RUN_PROXIES; do
         case $kind in
         wsring) echo "$pp$WSRING -c wsring-N.conf" ;;
