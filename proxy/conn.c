@@ -566,7 +566,7 @@ conn_connect_next(struct conn *c)
 
             struct pool_conn *held;
 
-            b->fd = pool_take(&c->worker->pool, m->id, &held);
+            b->fd = pool_take(&c->worker->pool, m, &held);
             if (b->fd != -1) {
                 c->reused = 1;
                 /* Ours goes on before the pool's idle event comes off: no epoll_ctl. */

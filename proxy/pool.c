@@ -1,9 +1,11 @@
 /*
  * Per-worker pool of idle keep-alive backend connections (DESIGN §10.1).
- * Taking and putting happen once per proxied HTTP request, so the entries
- * of taken connections are kept on a spare list and reused by the next put
- * instead of a free() and a malloc() per request; the spare list never holds
- * more entries than the pool held idle connections at its fullest.
+ * Taking and putting happen once per proxied HTTP request, so both are O(1)
+ * in the number of members and of idle connections: one list per member,
+ * found through a small hash table by member id. The entries of taken
+ * connections are kept on a spare list and reused by the next put instead of
+ * a free() and a malloc() per request; the spare list never holds more
+ * entries than the pool held idle connections at its fullest.
  */
 #include "proxy/pool.h"
 
@@ -18,24 +20,41 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 #include "ring/member_set.h"
 
+#define POOL_MEMBERS_MIN 16 /* first table size; it doubles at half full */
+
+/*
+ * The idle connections to one member at one address: a member re-registered
+ * elsewhere under the same id is another entry, so no request follows an old
+ * connection to the old address. Kept while in the ring, even with none idle.
+ */
+struct pool_member {
+    uint64_t hash;                              /* pool_hash(id, address) */
+    TAILQ_HEAD(pool_idle_head, pool_conn) idle; /* most recently used last */
+    size_t nidle;
+    const char *address; /* in id[], after the id's NUL */
+    char id[];           /* NUL-terminated, then the address, NUL-terminated */
+};
+
 struct pool_conn {
+    struct pool_member *member;  /* borrowed; the list it is idle in */
     struct pool *pool;           /* borrowed; the owner */
     int fd;                      /* owned */
-    struct event ev;             /* readable (EOF, stray bytes) or idle timeout */
-    TAILQ_ENTRY(pool_conn) link; /* in idle, or in spare */
-    size_t id_cap;               /* bytes member_id can hold */
-    char member_id[];            /* NUL-terminated */
+    struct event ev;             /* readable (EOF, stray bytes) or idle timeout; POOL_PRIORITY */
+    struct timeval put_at;       /* the loop turn it was put in (libevent's cached time) */
+    TAILQ_ENTRY(pool_conn) link; /* in its member's idle list, or in spare */
 };
 
 void
 pool_init(struct pool *p, struct event_base *base)
 {
+    memset(p, 0, sizeof(*p));
     p->base = base;
-    TAILQ_INIT(&p->idle);
     TAILQ_INIT(&p->spare);
-    p->nidle = 0;
     p->idle_ms = 4000;
     p->max_idle = 64;
 }
@@ -47,10 +66,92 @@ pool_set_limits(struct pool *p, uint64_t idle_ms, unsigned max_idle)
     p->max_idle = max_idle;
 }
 
+static uint64_t
+pool_hash(const struct member *m)
+{
+    return XXH3_64bits_withSeed(m->address, strlen(m->address), XXH3_64bits(m->id, strlen(m->id)));
+}
+
+static bool
+pool_member_is(const struct pool_member *pm, const char *id, const char *address, uint64_t hash)
+{
+    return pm->hash == hash && strcmp(pm->id, id) == 0 && strcmp(pm->address, address) == 0;
+}
+
+/* The slot of ID at ADDRESS (HASH) in P's table: its entry's, or the free one it would take. */
+static size_t
+pool_slot(const struct pool *p, const char *id, const char *address, uint64_t hash)
+{
+    size_t mask = p->members_cap - 1, i = (size_t)hash & mask;
+
+    while (p->members[i] != NULL && !pool_member_is(p->members[i], id, address, hash)) {
+        i = (i + 1) & mask;
+    }
+    return i;
+}
+
+static struct pool_member *
+pool_member_find(const struct pool *p, const struct member *m, uint64_t hash)
+{
+    return p->members_cap == 0 ? NULL : p->members[pool_slot(p, m->id, m->address, hash)];
+}
+
+/* Puts every member of P into a fresh table of CAP slots. Returns 0 or -1 (ENOMEM). */
+static int
+pool_rehash(struct pool *p, size_t cap)
+{
+    struct pool_member **old = p->members;
+    size_t old_cap = p->members_cap;
+
+    p->members = calloc(cap, sizeof(*p->members));
+    if (p->members == NULL) {
+        p->members = old;
+        return -1;
+    }
+    p->members_cap = cap;
+    for (size_t i = 0; i < old_cap; i++) {
+        if (old[i] != NULL) {
+            p->members[pool_slot(p, old[i]->id, old[i]->address, old[i]->hash)] = old[i];
+        }
+    }
+    free(old);
+    return 0;
+}
+
+/* M's entry, created on its first put. Returns NULL on ENOMEM. */
+static struct pool_member *
+pool_member_get(struct pool *p, const struct member *m, uint64_t hash)
+{
+    struct pool_member *pm = pool_member_find(p, m, hash);
+    size_t id_len = strlen(m->id), addr_len = strlen(m->address);
+
+    if (pm != NULL) {
+        return pm;
+    }
+    if ((p->nmembers + 1) * 2 > p->members_cap &&
+        pool_rehash(p, p->members_cap == 0 ? POOL_MEMBERS_MIN : p->members_cap * 2) == -1) {
+        return NULL;
+    }
+    pm = malloc(sizeof(*pm) + id_len + 1 + addr_len + 1);
+    if (pm == NULL) {
+        return NULL;
+    }
+    pm->hash = hash;
+    TAILQ_INIT(&pm->idle);
+    pm->nidle = 0;
+    memcpy(pm->id, m->id, id_len + 1);
+    memcpy(pm->id + id_len + 1, m->address, addr_len + 1);
+    pm->address = pm->id + id_len + 1;
+    p->members[pool_slot(p, pm->id, pm->address, hash)] = pm;
+    p->nmembers++;
+    return pm;
+}
+
 static void
 pool_close(struct pool *p, struct pool_conn *pc)
 {
-    TAILQ_REMOVE(&p->idle, pc, link);
+    TAILQ_REMOVE(&pc->member->idle, pc, link);
+    pc->member->nidle--;
     p->nidle--;
     event_del(&pc->ev);
     close(pc->fd);
@@ -68,12 +169,27 @@ pool_on_event(evutil_socket_t fd, short what, void *arg)
     pool_close(pc->pool, pc);
 }
 
+/* Closes PM's idle connections and frees it (its slot is the caller's to clear). */
+static void
+pool_member_free(struct pool *p, struct pool_member *pm)
+{
+    while (!TAILQ_EMPTY(&pm->idle)) {
+        pool_close(p, TAILQ_FIRST(&pm->idle));
+    }
+    free(pm);
+}
+
 void
 pool_fini(struct pool *p)
 {
-    while (!TAILQ_EMPTY(&p->idle)) {
-        pool_close(p, TAILQ_FIRST(&p->idle));
+    for (size_t i = 0; i < p->members_cap; i++) {
+        if (p->members[i] != NULL) {
+            pool_member_free(p, p->members[i]);
+        }
     }
+    free(p->members);
+    p->members = NULL;
+    p->members_cap = p->nmembers = 0;
     while (!TAILQ_EMPTY(&p->spare)) {
         struct pool_conn *pc = TAILQ_FIRST(&p->spare);
 
@@ -83,9 +199,8 @@ pool_fini(struct pool *p)
 }
 
 /*
- * True when nothing is waiting on FD: no EOF, no stray bytes, no error. The pool's own read
- * event sees those only on a later loop turn; a FIN that came with the last answer is already
- * here, and a request sent into it would be lost.
+ * True when nothing is waiting on FD: no EOF, no stray bytes, no error. A FIN that came with
+ * the last answer is already here, and a request sent into it would be lost.
  */
 static bool
 pool_still_open(int fd)
@@ -96,25 +211,54 @@ pool_still_open(int fd)
            (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
-int
-pool_take(struct pool *p, const char *member_id, struct pool_conn **held)
+/*
+ * True when PC was put in the current loop turn. Only such a connection needs
+ * pool_still_open(): the idle events run at POOL_PRIORITY, before any request
+ * of a turn is handled, so the EOF (or stray bytes) of one put in an earlier
+ * turn, if it came before this turn's epoll_wait, has already closed it. That
+ * saves a syscall on nearly every proxied request. The turn's time is
+ * libevent's cached coarse clock (1-10 ms ticks), so "this turn" may also
+ * take in the few turns before it: a check more, never one less.
+ */
+static bool
+pool_put_this_turn(const struct pool *p, const struct pool_conn *pc)
 {
+    struct timeval now;
+
+    event_base_gettimeofday_cached(p->base, &now);
+    return timercmp(&now, &pc->put_at, ==);
+}
+
+int
+pool_take(struct pool *p, const struct member *m, struct pool_conn **held)
+{
+    struct pool_member *pm = pool_member_find(p, m, pool_hash(m));
     struct pool_conn *pc, *prev;
 
-    /* Most recently used first: it is the least likely to have been closed by the server. */
-    for (pc = TAILQ_LAST(&p->idle, pool_idle_head); pc != NULL; pc = prev) {
-        prev = TAILQ_PREV(pc, pool_idle_head, link);
-        if (strcmp(pc->member_id, member_id) == 0) {
-            int fd = pc->fd;
+    if (pm == NULL) {
+        return -1;
+    }
+    /*
+     * Most recently used first: it is the least likely to have been closed by the server.
+     * Pass 0 passes over connections put this turn (they would cost a check), pass 1 checks them.
+     */
+    for (int pass = 0; pass < 2 && pm->nidle > 0; pass++) {
+        for (pc = TAILQ_LAST(&pm->idle, pool_idle_head); pc != NULL; pc = prev) {
+            bool fresh = pool_put_this_turn(p, pc);
 
-            if (!pool_still_open(fd)) {
+            prev = TAILQ_PREV(pc, pool_idle_head, link);
+            if (pass == 0 && fresh) {
+                continue;
+            }
+            if (fresh && !pool_still_open(pc->fd)) {
                 pool_close(p, pc);
                 continue;
             }
-            TAILQ_REMOVE(&p->idle, pc, link);
+            TAILQ_REMOVE(&pm->idle, pc, link);
+            pm->nidle--;
             p->nidle--;
             *held = pc;
-            return fd;
+            return pc->fd;
         }
     }
     return -1;
@@ -128,54 +272,86 @@ pool_release(struct pool *p, struct pool_conn *held)
 }
 
 int
-pool_put(struct pool *p, const char *member_id, int fd)
+pool_put(struct pool *p, const struct member *m, int fd)
 {
     struct timeval tv = { .tv_sec = (time_t)(p->idle_ms / 1000),
                           .tv_usec = (suseconds_t)(p->idle_ms % 1000) * 1000 };
-    size_t len = strlen(member_id), same = 0;
+    struct pool_member *pm;
     struct pool_conn *pc;
 
-    TAILQ_FOREACH(pc, &p->idle, link)
-    {
-        same += strcmp(pc->member_id, member_id) == 0;
-    }
-    if (same >= p->max_idle) {
-        return -1;
+    if (p->max_idle == 0 || (pm = pool_member_get(p, m, pool_hash(m))) == NULL ||
+        pm->nidle >= p->max_idle) {
+        return -1; /* full, or out of memory */
     }
     pc = TAILQ_FIRST(&p->spare);
     if (pc != NULL) {
         TAILQ_REMOVE(&p->spare, pc, link);
-        if (pc->id_cap < len + 1) {
-            free(pc);
-            pc = NULL;
-        }
+    } else if ((pc = malloc(sizeof(*pc))) == NULL) {
+        return -1;
     }
-    if (pc == NULL) {
-        pc = malloc(sizeof(*pc) + len + 1);
-        if (pc == NULL) {
-            return -1;
-        }
-        pc->id_cap = len + 1;
-    }
+    pc->member = pm;
     pc->pool = p;
     pc->fd = fd;
-    memcpy(pc->member_id, member_id, len + 1);
+    event_base_gettimeofday_cached(p->base, &pc->put_at);
     event_assign(&pc->ev, p->base, fd, EV_READ, pool_on_event, pc);
+    event_priority_set(&pc->ev, POOL_PRIORITY);
     event_add(&pc->ev, &tv);
-    TAILQ_INSERT_TAIL(&p->idle, pc, link);
+    TAILQ_INSERT_TAIL(&pm->idle, pc, link);
+    pm->nidle++;
     p->nidle++;
     return 0;
+}
+
+/* Empties slot I of P's table, moving later entries of its probe chain back (no tombstones). */
+static void
+pool_slot_clear(struct pool *p, size_t i)
+{
+    size_t mask = p->members_cap - 1, j = i;
+
+    p->members[i] = NULL;
+    for (;;) {
+        size_t home;
+
+        j = (j + 1) & mask;
+        if (p->members[j] == NULL) {
+            return;
+        }
+        home = (size_t)p->members[j]->hash & mask;
+        /* The entry at J stays when its home slot lies cyclically in (I, J]. */
+        if (i <= j ? (i < home && home <= j) : (i < home || home <= j)) {
+            continue;
+        }
+        p->members[i] = p->members[j];
+        p->members[j] = NULL;
+        i = j;
+    }
+}
+
+/* True when PM's member left MEMBERS or moved to another address. */
+static bool
+pool_member_gone(const struct pool_member *pm, const struct member_set *members)
+{
+    long at = member_set_find(members, pm->id);
+
+    return at < 0 || strcmp(member_set_at(members, (size_t)at)->address, pm->address) != 0;
 }
 
 void
 pool_prune(struct pool *p, const struct member_set *members)
 {
-    struct pool_conn *pc, *next;
+    bool again = true;
 
-    for (pc = TAILQ_FIRST(&p->idle); pc != NULL; pc = next) {
-        next = TAILQ_NEXT(pc, link);
-        if (member_set_find(members, pc->member_id) < 0) {
-            pool_close(p, pc);
+    /* Clearing a slot may move an entry back past the scan (a chain that wraps): scan again
+     * until a pass removes nothing. Rare (ring changes) and short (a few slots per member). */
+    while (again) {
+        again = false;
+        for (size_t i = 0; i < p->members_cap; i++) {
+            while (p->members[i] != NULL && pool_member_gone(p->members[i], members)) {
+                pool_member_free(p, p->members[i]);
+                pool_slot_clear(p, i);
+                p->nmembers--;
+                again = true;
+            }
         }
     }
 }

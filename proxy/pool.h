@@ -1,5 +1,5 @@
 /*
- * Idle keep-alive backend connections of one worker, per member id (DESIGN
+ * Idle keep-alive backend connections of one worker, per member (DESIGN
  * §10.1), so per-request routing does not pay a connect per request. An idle
  * connection is closed when the backend closes it or sends anything, after
  * `pool_idle_timeout`, or when its member leaves the ring; at most
@@ -12,14 +12,26 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+/*
+ * The priority of the pool's idle events; the base must have at least two
+ * (worker_base_new) and everything else runs at a lower one (numerically
+ * higher), so a turn closes the idle connections that died before it serves
+ * any request.
+ */
+#define POOL_PRIORITY 0
+
 struct event_base;
+struct member;
 struct member_set;
 struct pool_conn;
+struct pool_member;
 
 struct pool {
-    struct event_base *base;                    /* borrowed */
-    TAILQ_HEAD(pool_idle_head, pool_conn) idle; /* most recently used last */
-    TAILQ_HEAD(, pool_conn) spare;              /* entries of taken connections, for reuse */
+    struct event_base *base;       /* borrowed */
+    struct pool_member **members;  /* owned open-addressing table by id hash; NULL = free slot */
+    size_t members_cap;            /* a power of two, or 0 */
+    size_t nmembers;               /* at most half of members_cap */
+    TAILQ_HEAD(, pool_conn) spare; /* entries of taken connections, for reuse */
     size_t nidle;
     uint64_t idle_ms;  /* pool_idle_timeout of the conf in force */
     unsigned max_idle; /* pool_max_idle of the conf in force; 0 keeps none */
@@ -34,22 +46,25 @@ void pool_set_limits(struct pool *p, uint64_t idle_ms, unsigned max_idle);
 /* Closes every idle connection. */
 void pool_fini(struct pool *p);
 /*
- * Returns an idle connection to MEMBER_ID (the caller owns the fd now), or -1.
+ * Returns an idle connection to M (the caller owns the fd now), or -1.
  * Its idle event stays registered until pool_release(*HELD): the caller adds
  * its own read event on the fd first, so the hand-over changes no epoll
  * interest (libevent calls epoll_ctl only for an fd's first event added or
  * last removed) and costs no syscall.
  */
-int pool_take(struct pool *p, const char *member_id, struct pool_conn **held);
+int pool_take(struct pool *p, const struct member *m, struct pool_conn **held);
 /* Ends the hand-over pool_take() began. */
 void pool_release(struct pool *p, struct pool_conn *held);
 /*
- * Keeps FD as idle for MEMBER_ID (ownership passes to the pool) and returns 0,
+ * Keeps FD as idle for M (ownership passes to the pool) and returns 0,
  * or returns -1 when the pool is full or out of memory (FD untouched). The
  * caller removes its own events on FD after a 0, for the same reason as above.
  */
-int pool_put(struct pool *p, const char *member_id, int fd);
-/* Closes the idle connections of members not in MEMBERS (they left the ring). */
+int pool_put(struct pool *p, const struct member *m, int fd);
+/*
+ * Closes the idle connections of members not in MEMBERS (they left the ring)
+ * or at another address there (re-registered elsewhere under the same id).
+ */
 void pool_prune(struct pool *p, const struct member_set *members);
 
 #endif /* WSRING_PROXY_POOL_H */

@@ -325,7 +325,7 @@ relay_http_done(struct conn *c)
      * TLS backend connections are not pooled */
     if (c->resp_reusable && c->req_done && !b->eof && b->pend_off == b->pend_len &&
         c->route->conf->send_proxy == CONF_SEND_PROXY_OFF && b->ssl == NULL &&
-        pool_put(&c->worker->pool, c->member->id, b->fd) == 0) {
+        pool_put(&c->worker->pool, c->member, b->fd) == 0) {
         /* The pool's idle event went on before ours come off: no epoll_ctl (pool.h). */
         conn_event_del(&b->rd);
         conn_event_del(&b->wr);

@@ -299,6 +299,12 @@ worker_base_new(void)
     event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
     base = event_base_new_with_config(cfg);
     event_config_free(cfg);
+    /* Two priorities: the pool's idle events (POOL_PRIORITY) before everything else (1, the
+     * default for new events). */
+    if (base != NULL && event_base_priority_init(base, 2) == -1) {
+        event_base_free(base);
+        return NULL;
+    }
     return base;
 }
 
