@@ -167,6 +167,10 @@ conn_io_sendv(struct conn_end *e, const struct iovec *iov, int niov)
     if (e->ssl == NULL) {
         struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)niov };
 
+        if (niov == 1) {
+            /* send(): the kernel skips copying in and checking a msghdr and an iovec. */
+            return send(e->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        }
         return sendmsg(e->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
     }
     /* TLS has no gather write: one record per piece, as many as go now. */
