@@ -212,39 +212,32 @@ pool_still_open(int fd)
 }
 
 /*
- * True when PC was put in the current loop turn. Only such a connection needs
- * pool_still_open(): the idle events run at POOL_PRIORITY, before any request
- * of a turn is handled, so the EOF (or stray bytes) of one put in an earlier
- * turn, if it came before this turn's epoll_wait, has already closed it. That
- * saves a syscall on nearly every proxied request. The turn's time is
- * libevent's cached coarse clock (1-10 ms ticks), so "this turn" may also
- * take in the few turns before it: a check more, never one less.
+ * A connection put in the current loop turn needs pool_still_open(); no other
+ * does: the idle events run at POOL_PRIORITY, before any request of a turn is
+ * handled, so the EOF (or stray bytes) of one put in an earlier turn, if it
+ * came before this turn's epoll_wait, has already closed it. That saves a
+ * syscall on nearly every proxied request. The turn's time is libevent's
+ * cached coarse clock (1-10 ms ticks), so "this turn" may also take in the few
+ * turns before it: a check more, never one less.
  */
-static bool
-pool_put_this_turn(const struct pool *p, const struct pool_conn *pc)
-{
-    struct timeval now;
-
-    event_base_gettimeofday_cached(p->base, &now);
-    return timercmp(&now, &pc->put_at, ==);
-}
-
 int
 pool_take(struct pool *p, const struct member *m, struct pool_conn **held)
 {
     struct pool_member *pm = pool_member_find(p, m, pool_hash(m));
     struct pool_conn *pc, *prev;
+    struct timeval turn;
 
-    if (pm == NULL) {
+    if (pm == NULL || pm->nidle == 0) {
         return -1;
     }
+    event_base_gettimeofday_cached(p->base, &turn);
     /*
      * Most recently used first: it is the least likely to have been closed by the server.
      * Pass 0 passes over connections put this turn (they would cost a check), pass 1 checks them.
      */
     for (int pass = 0; pass < 2 && pm->nidle > 0; pass++) {
         for (pc = TAILQ_LAST(&pm->idle, pool_idle_head); pc != NULL; pc = prev) {
-            bool fresh = pool_put_this_turn(p, pc);
+            bool fresh = timercmp(&turn, &pc->put_at, ==);
 
             prev = TAILQ_PREV(pc, pool_idle_head, link);
             if (pass == 0 && fresh) {
