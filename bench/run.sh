@@ -14,9 +14,11 @@
 #   BENCH_THREADS="1 2"  worker threads/processes per proxy
 #   BENCH_PIN=0          1: 1-thread runs put the proxy on CPU 1, load generator and backends
 #                        on CPU 0 (off by default: see bench/README.md)
-#   BENCH_LOAD_SCHED=batch  the load generator and the backends run SCHED_BATCH, so their
-#                        wake-ups do not preempt the proxy being measured ("other": the
-#                        default policy, as before; see bench/README.md)
+#   BENCH_LOAD_SCHED=auto  auto: in 1-thread rows the load generator and the backends run
+#                        SCHED_BATCH, so their wake-ups do not preempt the proxy measured; in
+#                        rows with more threads they run under the default policy (the proxy
+#                        fills the cores: batch would starve the load side). batch / other:
+#                        that policy in every row (see bench/README.md)
 #   BENCH_PORT_BASE=29100  backends +1..+3, proxy +80 (TLS +81), wsring admin +90
 #   BENCH_RESULTS=bench/RESULTS.md   where the report is written ("-" for stdout only)
 #   BENCH_QUIET_PCT=30   before each timed measurement wait until other jobs use at most this
@@ -40,9 +42,9 @@ MODES=${BENCH_MODES:-idle handshake small bulk http wss_handshake wss_small}
 PROXIES=${BENCH_PROXIES:-wsring haproxy nginx}
 THREADS=${BENCH_THREADS:-1 2}
 PIN=${BENCH_PIN:-0}
-LOAD_SCHED=${BENCH_LOAD_SCHED:-batch}
-case $LOAD_SCHED in batch | other) ;; *)
-    echo "bench: BENCH_LOAD_SCHED must be batch or other, not '$LOAD_SCHED'" >&2
+LOAD_SCHED=${BENCH_LOAD_SCHED:-auto}
+case $LOAD_SCHED in auto | batch | other) ;; *)
+    echo "bench: BENCH_LOAD_SCHED must be auto, batch or other, not '$LOAD_SCHED'" >&2
     exit 2
     ;;
 esac
@@ -172,10 +174,21 @@ pin_prefix() {
     if [ -n "$1" ]; then PFX=(taskset -c "$1"); fi
 }
 
-# load_prefix LIST: pin_prefix LIST, plus SCHED_BATCH for the load side (chrt execs too).
+# load_batch THREADS: true when the load side of rows with THREADS proxy threads runs SCHED_BATCH.
+load_batch() { [ "$LOAD_SCHED" = batch ] || { [ "$LOAD_SCHED" = auto ] && [ "$1" = 1 ]; }; }
+
+# load_prefix THREADS LIST: pin_prefix LIST, plus SCHED_BATCH when load_batch (chrt execs too).
 load_prefix() {
-    pin_prefix "$1"
-    if [ "$LOAD_SCHED" = batch ]; then PFX+=(chrt -b 0); fi
+    pin_prefix "$2"
+    if load_batch "$1"; then PFX+=(chrt -b 0); fi
+}
+
+# sched_backends THREADS: the backends' policy for rows with THREADS proxy threads.
+sched_backends() {
+    local p
+    for p in $BACKEND_PIDS; do
+        if load_batch "$1"; then chrt -a -b -p 0 "$p"; else chrt -a -o -p 0 "$p"; fi >/dev/null
+    done
 }
 
 place_backends() {
@@ -243,7 +256,7 @@ proxy_rss_kb() {
 
 start_backends() {
     local i=1 port name
-    load_prefix ""
+    pin_prefix ""
     for port in $BPORTS; do
         name=$(echo $BNAMES | cut -d' ' -f$i)
         "${PFX[@]}" "$BIN/echo_backend" --port "$port" --name "$name" 2>"$WORK/backend-$name.log" &
@@ -420,7 +433,7 @@ row() {
 measure() {
     local name=$1 n=$2 rep=$3 mode=$4 line t0 t1 rss0 rss1 up ready
     shift 4
-    load_prefix "$(load_cpus "$n")"
+    load_prefix "$n" "$(load_cpus "$n")"
     if [ "$mode" = idle ]; then
         ready=$WORK/ready
         rm -f "$ready"
@@ -519,6 +532,7 @@ for rep in $(seq "$REPS"); do
     for n in $THREADS; do
         # The physical limit: straight to each user's owner, same CPU placement as the proxies' load.
         place_backends "$(load_cpus "$n")"
+        sched_backends "$n"
         for mode in $MODES; do
             case $mode in idle | wss_*) continue ;; esac # the backends speak no TLS
             measure direct "$n" "$rep" "$mode" --owners "$OWNERS" --direct --port 1
@@ -670,11 +684,11 @@ report() {
     else
         echo "- placement: nothing pinned (BENCH_PIN=0): a 1-thread proxy can use one core at most, the load generator and backends use what is left; with BENCH_PIN=1 (proxy alone on CPU 1) every proxy stalled at ~45% CPU on cross-CPU wakeups and the load side, so that placement measured the harness, not the proxies"
     fi
-    if [ "$LOAD_SCHED" = batch ]; then
-        echo "- scheduling: the load generator and backends run SCHED_BATCH (\`chrt -b 0\`), so their wake-ups do not preempt the proxy measured (under the default policy every proxy took 170-310 involuntary switches per 1,000 small messages and its CPU per message moved by half from run to run); the proxies run under the default policy"
-    else
-        echo "- scheduling: everything under the default policy (BENCH_LOAD_SCHED=other): the load side's wake-ups preempt the proxy, so expect wide run-to-run spread"
-    fi
+    case $LOAD_SCHED in
+    auto) echo "- scheduling: in 1-thread rows the load generator and backends run SCHED_BATCH (\`chrt -b 0\`), so their wake-ups do not preempt the proxy measured (under the default policy every proxy took 170-310 involuntary switches per 1,000 small messages and its CPU per message moved by half from run to run); in 2-thread rows everything runs under the default policy (the proxy's threads fill both cores; SCHED_BATCH would starve the load side and every proxy would read the same rate); the proxies always run under the default policy" ;;
+    batch) echo "- scheduling: the load generator and backends run SCHED_BATCH in every row (BENCH_LOAD_SCHED=batch); in rows where the proxy fills both cores that starves the load side" ;;
+    other) echo "- scheduling: everything under the default policy (BENCH_LOAD_SCHED=other): in 1-thread rows the load side's wake-ups preempt the proxy, so expect wide run-to-run spread" ;;
+    esac
     echo "- loads: handshake = 64 connections in flight, upgrade + close; small = 1,000 connections x 64-byte frames, one in flight each; bulk = 16 connections x 64 KiB frames, one in flight each (MiB/s of payload echoed); idle = 9,900 upgraded connections held, (VmRSS with - before) / connections; http = 64 keep-alive client connections (one client pool), each with one \`POST /echo?user=uN\` of 1 KiB in flight, the user changing on every request (10,000 users through the same 64 connections), body echoed and compared; HAProxy adds \`http-reuse always\`, NGINX upstream \`keepalive 64\` (Connection emptied upstream), wsring its per-worker backend pool (defaults \`pool_max_idle 64\`, \`pool_idle_timeout 4s\`)"
     echo "- routing: wsring and direct rows check every 101's X-Backend against the owner from wsring's /lookup (asked once for each of $USERS users); HAProxy and NGINX hash differently, so their rows check that each user always lands on the same backend"
     echo
@@ -689,7 +703,7 @@ report() {
     echo "# environment of this run: BENCH_SECONDS=$SECS BENCH_REPS=$REPS BENCH_MODES=\"$MODES\" BENCH_THREADS=\"$THREADS\" BENCH_PIN=$PIN BENCH_LOAD_SCHED=$LOAD_SCHED"
     pp="" lp=""
     if [ "$PIN" = 1 ] && [ "$NCPU" -ge 2 ]; then pp="taskset -c 1 " lp="taskset -c 0 "; fi
-    if [ "$LOAD_SCHED" = batch ]; then lp="${lp}chrt -b 0 "; fi
+    if [ "$LOAD_SCHED" != other ]; then lp="${lp}chrt -b 0 "; fi # auto: 1-thread rows only
     echo "${lp}$BIN/echo_backend --port P --name ws-a   # and ws-b, ws-c"
     for kind in $RUN_PROXIES; do
         case $kind in
