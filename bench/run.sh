@@ -319,6 +319,7 @@ EOF
 }
 
 write_nginx_conf() { # THREADS FILE
+    local port
     mkdir -p "$WORK/nginx-tmp"
     {
         cat <<EOF
@@ -495,6 +496,10 @@ measure() {
     t1=$t0
     if [ -n "$PROXY_PID" ]; then
         t1=$(proxy_ticks)
+        if [ "$t1" = "$t0" ] && [ "${count:-0}" -gt 1000 ]; then
+            log "$name $mode: the proxy used no CPU for $count operations: the load did not go through it"
+            line=$(echo "$line" | sed -E 's/(^| )errors=[0-9]+/\1errors=1/')
+        fi
         c100k=$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v c="${count:-0}" \
             'BEGIN { if (c > 0) printf "%.3f", t / hz / c * 100000; else print "NA" }')
         cpct=$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v s="${secs:-0}" \
@@ -533,13 +538,15 @@ for rep in $(seq "$REPS"); do
         # The physical limit: straight to each user's owner, same CPU placement as the proxies' load.
         place_backends "$(load_cpus "$n")"
         sched_backends "$n"
+        # Mode by mode, every target back to back (a fresh proxy each time): the machine's speed
+        # drifts by tens of % over minutes, so the rows compared should be seconds apart.
         for mode in $MODES; do
-            case $mode in idle | wss_*) continue ;; esac # the backends speak no TLS
-            measure direct "$n" "$rep" "$mode" --owners "$OWNERS" --direct --port 1
-        done
-        for kind in $RUN_PROXIES; do
-            start_proxy "$kind" "$n" || continue
-            for mode in $MODES; do
+            case $mode in
+            idle | wss_*) ;; # the backends speak no TLS; direct has no proxy RSS
+            *) measure direct "$n" "$rep" "$mode" --owners "$OWNERS" --direct --port 1 ;;
+            esac
+            for kind in $RUN_PROXIES; do
+                start_proxy "$kind" "$n" || continue
                 port=$PPORT
                 case $mode in wss_*) port=$TPORT ;; esac
                 if [ "$kind" = wsring ]; then
@@ -547,8 +554,8 @@ for rep in $(seq "$REPS"); do
                 else
                     measure "$kind" "$n" "$rep" "$mode" --port "$port"
                 fi
+                stop_proxy
             done
-            stop_proxy
         done
     done
 done
@@ -569,6 +576,26 @@ sumcol() {
     awk -F'\t' -v n="$1" -v t="$2" -v c="$3" '$1 == n && $2 == t && $c ~ /^[0-9]+$/ { s += $c } END { print s + 0 }' "$RAW"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
+
+# pratio THREADS MODE COLUMN BEST PEER...: the median over repetitions of wsring's value divided by
+# the peers' value of the same repetition (measured seconds apart), BEST = max or min picking
+# the best peer of each repetition; "-" when no repetition has both.
+pratio() {
+    local n=$1 m=$2 c=$3 best=$4
+    shift 4
+    awk -F'\t' -v n="$n" -v m="$m" -v c="$c" -v best="$best" -v peers=" $* " '
+        $2 == n && $4 == m && $c != "NA" && $c != "-" && $c != "" {
+            if ($1 == "wsring") w[$3] = $c
+            else if (index(peers, " " $1 " ") && (!($3 in p) || (best == "max" ? $c > p[$3] : $c < p[$3]))) p[$3] = $c
+        }
+        END {
+            k = 0
+            for (r in w) if ((r in p) && p[r] > 0) v[++k] = w[r] / p[r]
+            if (k == 0) { print "-"; exit }
+            for (i = 2; i <= k; i++) for (j = i; j > 1 && v[j - 1] > v[j]; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
+            printf "%.2f\n", (k % 2) ? v[(k + 1) / 2] : (v[k / 2] + v[k / 2 + 1]) / 2
+        }' "$RAW"
+}
 fmt() { awk -v a="$1" -v d="${2:-0}" 'BEGIN { if (a == "-") print "-"; else printf "%.*f", d, a }'; }
 
 report() {
@@ -658,6 +685,28 @@ report() {
         fi
         check "errors" "$(sumcol wsring $n 11)" "<=" 0
         check "misrouted users" "$(sumcol wsring $n 12)" "<=" 0
+    done
+    echo
+    echo "The same targets on paired ratios: for each repetition, wsring's value over the peer's of the same repetition (measured seconds apart, each on a fresh proxy), then the median over repetitions. The machine's speed drifts by tens of % between minutes (the direct rows show it), which ratios of per-target medians mix in; paired ratios do not."
+    echo
+    for n in $THREADS; do
+        pcheck() { # LABEL RATIO OP LIMIT
+            local verdict
+            verdict=$(awk -v v="$2" -v l="$4" -v op="$3" 'BEGIN { if (v == "-") print "n/a";
+                else if ((op == ">=" && v + 0 >= l + 0) || (op == "<=" && v + 0 <= l + 0)) print "met"; else print "NOT met" }')
+            echo "- threads $n: $1: ${2}x $3 ${4}x -> $verdict"
+        }
+        pcheck "small msgs/s / HAProxy" "$(pratio "$n" small 5 max haproxy)" ">=" 1.2
+        pcheck "small msgs/s / NGINX" "$(pratio "$n" small 5 max nginx)" ">=" 1.2
+        pcheck "CPU s/100k / HAProxy" "$(pratio "$n" small 6 min haproxy)" "<=" 0.8
+        pcheck "handshakes/s / best peer" "$(pratio "$n" handshake 5 max haproxy nginx)" ">=" 1.1
+        pcheck "bulk MiB/s / HAProxy" "$(pratio "$n" bulk 5 max haproxy)" ">=" 1.5
+        pcheck "http req/s / best peer (issue #8)" "$(pratio "$n" http 5 max haproxy nginx)" ">=" 1.2
+        pcheck "idle RSS B/conn / HAProxy" "$(pratio "$n" idle 5 min haproxy)" "<=" 0.5
+        if echo " $MODES " | grep -q ' wss_'; then
+            pcheck "CPU per wss session / best peer (issue #10)" "$(pratio "$n" wss_handshake 6 min haproxy nginx)" "<=" 0.8
+            pcheck "wss handshakes/s / best peer (issue #10)" "$(pratio "$n" wss_handshake 5 max haproxy nginx)" ">=" 1.0
+        fi
     done
 }
 
