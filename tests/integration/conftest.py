@@ -7,7 +7,9 @@ import subprocess
 
 import pytest
 
+from etcd_helpers import Etcd, require_etcd
 from helpers import HERE, NODE, Env, require_wsring
+from zk_helpers import ZooKeeper, zk_available
 
 TEST_TIMEOUT = 240  # seconds; no test may hang the suite
 
@@ -107,3 +109,38 @@ def node_ws():
         pytest.skip(why)
     _node_state["ok"] = True
     return NODE
+
+
+# One etcd and one ZooKeeper per session, shared by every module that asks (test_etcd,
+# test_zookeeper, test_sources_agree): each test works under its own prefix or path.
+@pytest.fixture(scope="session")
+def etcd(tmp_path_factory):
+    require_etcd()
+    e = Etcd(str(tmp_path_factory.mktemp("etcd")))
+    e.start()
+    yield e
+    e.stop()
+
+
+@pytest.fixture(scope="session")
+def zk(tmp_path_factory):
+    why = zk_available()
+    if why:
+        pytest.skip(why)
+    server = ZooKeeper(tmp_path_factory.mktemp("zookeeper"))
+    took = server.start()
+    print(f"ZooKeeper ready in {took:.2f}s on {server.hosts}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def zk_up(zk):
+    """The session's server, running (a test that stopped it restarts it on the same data dir)."""
+    if zk.popen.poll() is not None:
+        zk.start()
+    yield zk
+    if zk.stopped():
+        zk.kill()
+    if zk.popen.poll() is not None:
+        zk.start()

@@ -25,15 +25,6 @@ USERS = [f"et-user-{i}" for i in range(300)]
 _prefixes = itertools.count()
 
 
-@pytest.fixture(scope="session")
-def etcd(tmp_path_factory):
-    require_etcd()
-    e = Etcd(str(tmp_path_factory.mktemp("etcd")))
-    e.start()
-    yield e
-    e.stop()
-
-
 @pytest.fixture
 def reg(etcd):
     """A fresh prefix per test: tests share the server, never its keys."""

@@ -6,8 +6,7 @@ import os
 
 from consul_helpers import land, member_ids, ring, wait_until
 from etcd_helpers import Registry
-from test_etcd import etcd, etcd_body  # noqa: F401  (the session's etcd server)
-from test_zookeeper import zk, zk_up  # noqa: F401  (the session's ZooKeeper server)
+from test_etcd import etcd_body
 from zk_helpers import Registration, backend, zk_body
 
 WEIGHTS = {"ws-a": 1, "ws-b": 2, "ws-c": 3}

@@ -16,35 +16,11 @@ from kazoo.client import KazooClient
 
 from consul_helpers import LiveConn, hellos, land, log, log_lines, member_ids, ring, wait_until
 from helpers import check_routed, free_ports, http_get
-from zk_helpers import Registration, ZooKeeper, backend, zk_available, zk_body
+from zk_helpers import Registration, ZooKeeper, backend, zk_body
 
 CONVERGE = 2.0  # seconds: joins and leaves
 RECOVER = 5.0  # seconds: after ZooKeeper is back (DESIGN §11)
 USERS = [f"zk-user-{i}" for i in range(300)]
-
-
-@pytest.fixture(scope="session")
-def zk(tmp_path_factory):
-    why = zk_available()
-    if why:
-        pytest.skip(why)
-    server = ZooKeeper(tmp_path_factory.mktemp("zookeeper"))
-    took = server.start()
-    print(f"ZooKeeper ready in {took:.2f}s on {server.hosts}")
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def zk_up(zk):
-    """The session's server, running (a test that stopped it restarts it on the same data dir)."""
-    if zk.popen.poll() is not None:
-        zk.start()
-    yield zk
-    if zk.stopped():
-        zk.kill()
-    if zk.popen.poll() is not None:
-        zk.start()
 
 
 @pytest.fixture
