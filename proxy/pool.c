@@ -123,11 +123,13 @@ static struct pool_member *
 pool_member_get(struct pool *p, const struct member *m, uint64_t hash)
 {
     struct pool_member *pm = pool_member_find(p, m, hash);
-    size_t id_len = strlen(m->id), addr_len = strlen(m->address);
+    size_t id_len, addr_len;
 
     if (pm != NULL) {
         return pm;
     }
+    id_len = strlen(m->id);
+    addr_len = strlen(m->address);
     if ((p->nmembers + 1) * 2 > p->members_cap &&
         pool_rehash(p, p->members_cap == 0 ? POOL_MEMBERS_MIN : p->members_cap * 2) == -1) {
         return NULL;
@@ -332,19 +334,17 @@ pool_member_gone(const struct pool_member *pm, const struct member_set *members)
 void
 pool_prune(struct pool *p, const struct member_set *members)
 {
-    bool again = true;
-
-    /* Clearing a slot may move an entry back past the scan (a chain that wraps): scan again
-     * until a pass removes nothing. Rare (ring changes) and short (a few slots per member). */
-    while (again) {
-        again = false;
-        for (size_t i = 0; i < p->members_cap; i++) {
-            while (p->members[i] != NULL && pool_member_gone(p->members[i], members)) {
-                pool_member_free(p, p->members[i]);
-                pool_slot_clear(p, i);
-                p->nmembers--;
-                again = true;
-            }
+    /*
+     * One pass is enough: clearing slot I moves entries back only from later in I's chain, into
+     * slots not yet scanned or into I itself (scanned again here); an entry moved into a slot
+     * already scanned comes from the wrapped part of the chain, scanned too. The table is at most
+     * half full, so no chain wraps all the way round.
+     */
+    for (size_t i = 0; i < p->members_cap; i++) {
+        while (p->members[i] != NULL && pool_member_gone(p->members[i], members)) {
+            pool_member_free(p, p->members[i]);
+            pool_slot_clear(p, i);
+            p->nmembers--;
         }
     }
 }

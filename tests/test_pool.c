@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -192,6 +193,71 @@ test_prune_drops_members_gone_or_moved(void **state)
     member_set_destroy(next);
 }
 
+/*
+ * Prune's one-pass deletion (slots cleared with entries moved back along their probe chains)
+ * over many random rings: every member that stays keeps exactly its connection, findable.
+ */
+static void
+test_prune_keeps_every_survivor_findable(void **state)
+{
+    struct fixture *f = *state;
+    enum {
+        IDS = 48,
+        ROUNDS = 200
+    };
+    unsigned seed = 12345;
+
+    for (int round = 0; round < ROUNDS; round++) {
+        struct member_set *now = member_set_create(), *next = member_set_create();
+        int sv[IDS][2], in_now[IDS], stays[IDS], kept = 0;
+        char id[16], addr[32];
+
+        assert_non_null(now);
+        assert_non_null(next);
+        for (int i = 0; i < IDS; i++) {
+            in_now[i] = rand_r(&seed) % 3 != 0;
+            stays[i] = in_now[i] && rand_r(&seed) % 2 == 0;
+            snprintf(id, sizeof(id), "m-%d", i);
+            snprintf(addr, sizeof(addr), "127.0.0.1:%d", 1000 + i);
+            if (in_now[i]) {
+                assert_int_equal(member_set_add(now, id, addr, 1), 0);
+                pair(sv[i]);
+                assert_int_equal(pool_put(&f->pool,
+                                          member_set_at(now, (size_t)member_set_find(now, id)),
+                                          sv[i][0]),
+                                 0);
+            }
+            if (stays[i]) {
+                assert_int_equal(member_set_add(next, id, addr, 1), 0);
+                kept++;
+            }
+        }
+        pool_prune(&f->pool, next);
+        assert_int_equal(f->pool.nidle, kept);
+        for (int i = 0; i < IDS; i++) {
+            struct pool_conn *held;
+
+            if (!in_now[i]) {
+                continue;
+            }
+            snprintf(id, sizeof(id), "m-%d", i);
+            if (stays[i]) {
+                assert_int_equal(pool_take(&f->pool,
+                                           member_set_at(next, (size_t)member_set_find(next, id)),
+                                           &held),
+                                 sv[i][0]);
+                pool_release(&f->pool, held);
+                close(sv[i][0]);
+            } else {
+                assert_true(closed_by_pool(sv[i][1]));
+            }
+            close(sv[i][1]);
+        }
+        member_set_destroy(now);
+        member_set_destroy(next);
+    }
+}
+
 struct turn {
     struct fixture *f;
     int sv[2];
@@ -306,6 +372,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_each_member_gets_its_own_connections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cap_is_per_member, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prune_drops_members_gone_or_moved, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prune_keeps_every_survivor_findable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_closed_in_its_put_turn_is_not_handed_out,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
