@@ -566,11 +566,15 @@ T_END=$(date +%s)
 # ---- report ---------------------------------------------------------------------
 
 # med NAME THREADS MODE COLUMN: the median over the repetitions (column 5 = value).
+# median: the median of the numbers on stdin, one per line ("-" for none).
+median() {
+    sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2];
+                                      else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 med() {
     awk -F'\t' -v n="$1" -v t="$2" -v m="$3" -v c="$4" \
         '$1 == n && $2 == t && $4 == m && $c != "NA" && $c != "-" && $c != "" { print $c }' "$RAW" |
-        sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2];
-                                          else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+        median
 }
 sumcol() {
     awk -F'\t' -v n="$1" -v t="$2" -v c="$3" '$1 == n && $2 == t && $c ~ /^[0-9]+$/ { s += $c } END { print s + 0 }' "$RAW"
@@ -588,14 +592,9 @@ pratio() {
             if ($1 == "wsring") w[$3] = $c
             else if (index(peers, " " $1 " ") && (!($3 in p) || (best == "max" ? $c > p[$3] : $c < p[$3]))) p[$3] = $c
         }
-        END {
-            k = 0
-            for (r in w) if ((r in p) && p[r] > 0) v[++k] = w[r] / p[r]
-            if (k == 0) { print "-"; exit }
-            for (i = 2; i <= k; i++) for (j = i; j > 1 && v[j - 1] > v[j]; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
-            printf "%.2f\n", (k % 2) ? v[(k + 1) / 2] : (v[k / 2] + v[k / 2 + 1]) / 2
-        }' "$RAW"
+        END { for (r in w) if ((r in p) && p[r] > 0) print w[r] / p[r] }' "$RAW" | median | fmt_ratio
 }
+fmt_ratio() { awk '{ if ($1 == "-") print "-"; else printf "%.2f\n", $1 }'; }
 fmt() { awk -v a="$1" -v d="${2:-0}" 'BEGIN { if (a == "-") print "-"; else printf "%.*f", d, a }'; }
 
 report() {
@@ -656,13 +655,14 @@ report() {
     fi
     echo "Targets for wsring (issues #4, #8, #10): small >= 1.2x HAProxy and NGINX; CPU/100k <= 0.8x HAProxy; handshakes >= 1.1x the best peer; bulk >= 1.5x HAProxy; RSS/conn <= 0.5x HAProxy; http req/s >= 1.2x the best peer; CPU per wss session <= 0.8x the best peer's with wss handshakes/s no lower; no errors; every user's routing checked."
     echo
+    # check LABEL VALUE OP LIMIT: one verdict line for the rows with $n threads.
+    check() {
+        local verdict
+        verdict=$(awk -v v="$2" -v l="$4" -v op="$3" 'BEGIN { if (v == "-" || l == "-") print "n/a";
+            else if ((op == ">=" && v + 0 >= l + 0) || (op == "<=" && v + 0 <= l + 0)) print "met"; else print "NOT met" }')
+        echo "- threads $n: $1: $2 $3 $4 -> $verdict"
+    }
     for n in $THREADS; do
-        check() { # LABEL VALUE OP LIMIT
-            local verdict
-            verdict=$(awk -v v="$2" -v l="$4" -v op="$3" 'BEGIN { if (v == "-" || l == "-") print "n/a";
-                else if ((op == ">=" && v + 0 >= l + 0) || (op == "<=" && v + 0 <= l + 0)) print "met"; else print "NOT met" }')
-            echo "- threads $n: $1: $2 $3 $4 -> $verdict"
-        }
         local ws_sm ha_sm ng_sm best
         ws_sm=$(med wsring $n small 5)
         ha_sm=$(med haproxy $n small 5)
@@ -690,22 +690,16 @@ report() {
     echo "The same targets on paired ratios: for each repetition, wsring's value over the peer's of the same repetition (measured seconds apart, each on a fresh proxy), then the median over repetitions. The machine's speed drifts by tens of % between minutes (the direct rows show it), which ratios of per-target medians mix in; paired ratios do not."
     echo
     for n in $THREADS; do
-        pcheck() { # LABEL RATIO OP LIMIT
-            local verdict
-            verdict=$(awk -v v="$2" -v l="$4" -v op="$3" 'BEGIN { if (v == "-") print "n/a";
-                else if ((op == ">=" && v + 0 >= l + 0) || (op == "<=" && v + 0 <= l + 0)) print "met"; else print "NOT met" }')
-            echo "- threads $n: $1: ${2}x $3 ${4}x -> $verdict"
-        }
-        pcheck "small msgs/s / HAProxy" "$(pratio "$n" small 5 max haproxy)" ">=" 1.2
-        pcheck "small msgs/s / NGINX" "$(pratio "$n" small 5 max nginx)" ">=" 1.2
-        pcheck "CPU s/100k / HAProxy" "$(pratio "$n" small 6 min haproxy)" "<=" 0.8
-        pcheck "handshakes/s / best peer" "$(pratio "$n" handshake 5 max haproxy nginx)" ">=" 1.1
-        pcheck "bulk MiB/s / HAProxy" "$(pratio "$n" bulk 5 max haproxy)" ">=" 1.5
-        pcheck "http req/s / best peer (issue #8)" "$(pratio "$n" http 5 max haproxy nginx)" ">=" 1.2
-        pcheck "idle RSS B/conn / HAProxy" "$(pratio "$n" idle 5 min haproxy)" "<=" 0.5
+        check "small msgs/s / HAProxy" "$(pratio "$n" small 5 max haproxy)" ">=" 1.2
+        check "small msgs/s / NGINX" "$(pratio "$n" small 5 max nginx)" ">=" 1.2
+        check "CPU s/100k / HAProxy" "$(pratio "$n" small 6 min haproxy)" "<=" 0.8
+        check "handshakes/s / best peer" "$(pratio "$n" handshake 5 max haproxy nginx)" ">=" 1.1
+        check "bulk MiB/s / HAProxy" "$(pratio "$n" bulk 5 max haproxy)" ">=" 1.5
+        check "http req/s / best peer (issue #8)" "$(pratio "$n" http 5 max haproxy nginx)" ">=" 1.2
+        check "idle RSS B/conn / HAProxy" "$(pratio "$n" idle 5 min haproxy)" "<=" 0.5
         if echo " $MODES " | grep -q ' wss_'; then
-            pcheck "CPU per wss session / best peer (issue #10)" "$(pratio "$n" wss_handshake 6 min haproxy nginx)" "<=" 0.8
-            pcheck "wss handshakes/s / best peer (issue #10)" "$(pratio "$n" wss_handshake 5 max haproxy nginx)" ">=" 1.0
+            check "CPU per wss session / best peer (issue #10)" "$(pratio "$n" wss_handshake 6 min haproxy nginx)" "<=" 0.8
+            check "wss handshakes/s / best peer (issue #10)" "$(pratio "$n" wss_handshake 5 max haproxy nginx)" ">=" 1.0
         fi
     done
 }
