@@ -42,6 +42,7 @@ static void conn_connect_next(struct conn *c);
 static void conn_connected(struct conn *c, const struct member *m);
 static void conn_head_done(struct conn *c);
 static void conn_linger(struct conn *c);
+static void conn_linger_wait(struct conn *c);
 
 static uint64_t
 conn_now_us(void)
@@ -82,7 +83,8 @@ conn_start(struct worker *w, const struct worker_listener *listener, int fd,
     struct conn *c = calloc(1, sizeof(*c));
     struct timeval tv = conn_tv(w->route->conf->handshake_timeout_ms);
 
-    if (c == NULL) {
+    if (c == NULL || fdev_open(&w->fdev, &c->end[SIDE_CLIENT].io, fd) == -1) {
+        free(c);
         close(fd);
         return;
     }
@@ -100,8 +102,6 @@ conn_start(struct worker *w, const struct worker_listener *listener, int fd,
     w->metrics.accepted++;
     c->accepted_us = conn_now_us();
     c->state = CONN_READ_HEAD;
-    event_assign(&c->end[SIDE_CLIENT].rd, w->base, fd, EV_READ | EV_PERSIST, conn_on_client_read,
-                 c);
     c->await_proxy = listener->proxy_protocol;
     evtimer_assign(&c->timer, w->base, conn_on_handshake_timeout, c);
     if (listener->tls) {
@@ -114,7 +114,7 @@ conn_start(struct worker *w, const struct worker_listener *listener, int fd,
             return;
         }
     }
-    event_add(&c->end[SIDE_CLIENT].rd, NULL);
+    fdev_read(&c->end[SIDE_CLIENT].io, conn_on_client_read, c);
     /* One deadline for the whole head, so a client dripping bytes cannot extend it. */
     evtimer_add(&c->timer, &tv);
 }
@@ -161,13 +161,15 @@ conn_on_proxy_read(evutil_socket_t fd, short what, void *arg)
     size_t take;
     ssize_t n;
 
+    (void)fd;
     (void)what;
     assert(c->state == CONN_READ_HEAD);
     if (c->pp == NULL && (c->pp = malloc(PROXY_PROTO_MAX_LEN)) == NULL) {
         conn_close(c, CLOSE_NO_MEMORY);
         return;
     }
-    n = recv(fd, c->pp + c->pp_len, PROXY_PROTO_MAX_LEN - c->pp_len, MSG_PEEK);
+    n = fdev_recv(&c->end[SIDE_CLIENT].io, c->pp + c->pp_len, PROXY_PROTO_MAX_LEN - c->pp_len,
+                  MSG_PEEK);
     if (n == 0) {
         conn_close(c, CLOSE_CLIENT_EOF);
         return;
@@ -186,7 +188,7 @@ conn_on_proxy_read(evutil_socket_t fd, short what, void *arg)
     }
     /* PARTIAL: every byte peeked is a header byte; DONE: take the header, not one byte more. */
     take = r == PROXY_PROTO_DONE ? h.len - c->pp_len : (size_t)n;
-    if (recv(fd, c->pp + c->pp_len, take, 0) != (ssize_t)take) {
+    if (fdev_recv(&c->end[SIDE_CLIENT].io, c->pp + c->pp_len, take, 0) != (ssize_t)take) {
         conn_close(c, CLOSE_CLIENT_ERROR);
         return;
     }
@@ -430,18 +432,16 @@ conn_head_done(struct conn *c)
         c->head = NULL;
         c->head_cap = c->head_len = 0;
     }
-    /* The client's read event stays registered: a client waits for the answer, so it rarely fires
-     * before the relay starts (conn_on_client_read), and two epoll_ctl calls are saved. */
+    /* Early client bytes (a pipelined request, a frame sent before the 101) wait in the socket
+     * until the relay starts. */
+    fdev_read_stop(&c->end[SIDE_CLIENT].io);
     evtimer_del(&c->timer);
     c->state = CONN_CONNECTING;
     c->icand = 0;
     conn_connect_next(c);
 }
 
-/*
- * The client's one read event, from accept to close: the state says who reads. While the backend
- * connects, early bytes (a pipelined request, a frame sent before the 101) wait in the socket.
- */
+/* The client's one read callback, from accept to close: the state says who reads. */
 static void
 conn_on_client_read(evutil_socket_t fd, short what, void *arg)
 {
@@ -456,7 +456,7 @@ conn_on_client_read(evutil_socket_t fd, short what, void *arg)
         }
         break;
     case CONN_CONNECTING:
-        event_del(&c->end[SIDE_CLIENT].rd); /* relay_start adds it again */
+        fdev_read_stop(&c->end[SIDE_CLIENT].io); /* relay_start resumes it */
         break;
     default:
         relay_on_read(fd, what, &c->end[SIDE_CLIENT]);
@@ -541,6 +541,15 @@ conn_on_head_read(evutil_socket_t fd, short what, void *arg)
 
 static void conn_on_connected(evutil_socket_t fd, short what, void *arg);
 
+static void
+conn_on_connect_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+
+    (void)fd;
+    conn_on_connected(c->end[SIDE_BACKEND].fd, what, c);
+}
+
 /* Tries the next candidate backend; 502 when none is left. */
 static void
 conn_connect_next(struct conn *c)
@@ -564,16 +573,9 @@ conn_connect_next(struct conn *c)
             c->route->settings->tls_backend == NULL) {
             const struct member *m = member_set_at(ring_members(c->route->ring), c->cand[c->icand]);
 
-            struct pool_conn *held;
-
-            b->fd = pool_take(&c->worker->pool, m, &held);
+            b->fd = pool_take(&c->worker->pool, m, &b->io);
             if (b->fd != -1) {
                 c->reused = 1;
-                /* Ours goes on before the pool's idle event comes off: no epoll_ctl. */
-                event_assign(&b->rd, c->worker->base, b->fd, EV_READ | EV_PERSIST, relay_on_read,
-                             b);
-                event_add(&b->rd, NULL);
-                pool_release(&c->worker->pool, held);
                 conn_connected(c, m);
                 return;
             }
@@ -590,9 +592,15 @@ conn_connect_next(struct conn *c)
                             route_now_ms() + c->route->conf->down_hold_ms);
             continue;
         }
+        if (fdev_open(&c->worker->fdev, &b->io, fd) == -1) {
+            close(fd);
+            break; /* out of memory: no other member would fare better */
+        }
         b->fd = fd;
-        event_assign(&b->wr, c->worker->base, fd, EV_WRITE, conn_on_connected, c);
-        event_add(&b->wr, &tv);
+        fdev_write(&b->io, conn_on_connected, c);
+        evtimer_del(&c->timer);
+        evtimer_assign(&c->timer, c->worker->base, conn_on_connect_timeout, c);
+        evtimer_add(&c->timer, &tv);
         return;
     }
     conn_close(c, CLOSE_NO_BACKEND);
@@ -628,7 +636,8 @@ conn_backend_failed(struct conn *c, const char *event, const char *why)
             m->address, why, (unsigned long long)c->route->conf->down_hold_ms);
     route_mark_down(c->route, c->cand[c->icand], route_now_ms() + c->route->conf->down_hold_ms);
     /* Not conn_end_close(): the pending bytes (the forwarded head) go to the next candidate. */
-    conn_event_del(&b->wr);
+    evtimer_del(&c->timer);
+    fdev_close(&b->io);
     conn_io_tls_free(b);
     close(b->fd);
     b->fd = -1;
@@ -637,6 +646,15 @@ conn_backend_failed(struct conn *c, const char *event, const char *why)
 }
 
 static void conn_on_backend_tls(evutil_socket_t fd, short what, void *arg);
+
+static void
+conn_on_backend_tls_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+
+    (void)fd;
+    conn_on_backend_tls(c->end[SIDE_BACKEND].fd, what, c);
+}
 
 /* backend_tls: one more step of the handshake; relays once it is done. */
 static void
@@ -655,9 +673,16 @@ conn_backend_tls_step(struct conn *c)
         conn_backend_failed(c, "backend_tls_failed", why);
         return;
     }
-    conn_event_del(&b->wr);
-    event_assign(&b->wr, c->worker->base, b->fd, (short)want, conn_on_backend_tls, c);
-    event_add(&b->wr, &tv);
+    if (want == EV_READ) {
+        fdev_write_stop(&b->io);
+        fdev_read(&b->io, conn_on_backend_tls, c);
+    } else {
+        fdev_read_stop(&b->io);
+        fdev_write(&b->io, conn_on_backend_tls, c);
+    }
+    evtimer_del(&c->timer);
+    evtimer_assign(&c->timer, c->worker->base, conn_on_backend_tls_timeout, c);
+    evtimer_add(&c->timer, &tv);
 }
 
 static void
@@ -687,7 +712,7 @@ conn_on_connected(evutil_socket_t fd, short what, void *arg)
     if ((what & EV_WRITE) && c->route->settings->tls_backend == NULL) {
         /* Sending the head tells whether the connect worked (a failed one fails the send with its
          * error), one syscall fewer than asking SO_ERROR first. */
-        ssize_t n = send(fd, b->pend, b->pend_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n = fdev_send(&b->io, b->pend, b->pend_len, MSG_NOSIGNAL | MSG_DONTWAIT);
 
         if (n >= 0 || errno == EAGAIN || errno == EINTR) {
             b->pend_off = n > 0 ? (size_t)n : 0;
@@ -740,10 +765,9 @@ conn_read_next_head(struct conn *c)
 
     c->state = CONN_READ_HEAD;
     c->accepted_us = conn_now_us();
-    conn_event_del(&client->wr);
+    fdev_write_stop(&client->io);
     client->blocked = 0;
-    /* The read event (conn_on_client_read) serves every request: left registered when it is, so
-     * a keep-alive turn costs no epoll_ctl. */
+    /* The read callback (conn_on_client_read) serves every request. */
     evtimer_del(&c->timer);
     evtimer_assign(&c->timer, c->worker->base, conn_on_handshake_timeout, c);
     evtimer_add(&c->timer, &tv);
@@ -775,8 +799,7 @@ conn_replay(struct conn *c)
 
     assert(c->http && c->replay_len > 0 && !c->replayed);
     log_msg(LOG_DEBUG, "event=backend_replay member=%s bytes=%zu", c->member->id, c->replay_len);
-    conn_event_del(&b->rd);
-    conn_event_del(&b->wr);
+    fdev_close(&b->io);
     close(b->fd);
     b->fd = -1;
     b->pend_off = 0;
@@ -800,7 +823,8 @@ conn_on_linger_read(evutil_socket_t fd, short what, void *arg)
         conn_close(c, CLOSE_DONE);
         return;
     }
-    n = recv(fd, sink, sizeof(sink), 0);
+    (void)fd;
+    n = fdev_recv(&c->end[SIDE_CLIENT].io, sink, sizeof(sink), 0);
     if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
         conn_close(c, CLOSE_DONE);
     }
@@ -810,6 +834,17 @@ static void
 conn_on_linger_timeout(evutil_socket_t fd, short what, void *arg)
 {
     conn_on_linger_read(fd, what, arg);
+}
+
+/* ANSWERING, our FIN sent: drains the client until its EOF or CONN_LINGER_MS. */
+static void
+conn_linger_wait(struct conn *c)
+{
+    struct timeval tv = conn_tv(CONN_LINGER_MS);
+
+    fdev_read(&c->end[SIDE_CLIENT].io, conn_on_linger_read, c);
+    evtimer_assign(&c->timer, c->worker->base, conn_on_linger_timeout, c);
+    evtimer_add(&c->timer, &tv);
 }
 
 /*
@@ -822,21 +857,17 @@ static void
 conn_linger(struct conn *c)
 {
     struct conn_end *e = &c->end[SIDE_CLIENT];
-    struct timeval tv = conn_tv(CONN_LINGER_MS);
 
     c->worker->metrics.closes[CLOSE_DONE]++; /* conn_close does not count in ANSWERING */
     c->state = CONN_ANSWERING;
-    conn_event_del(&e->rd);
-    conn_event_del(&e->wr);
+    fdev_read_stop(&e->io);
+    fdev_write_stop(&e->io);
     evtimer_del(&c->timer);
     if (shutdown(e->fd, SHUT_WR) == -1) {
         conn_close(c, CLOSE_DONE);
         return;
     }
-    event_assign(&e->rd, c->worker->base, e->fd, EV_READ | EV_PERSIST, conn_on_linger_read, c);
-    evtimer_assign(&c->timer, c->worker->base, conn_on_linger_timeout, c);
-    event_add(&e->rd, NULL);
-    evtimer_add(&c->timer, &tv);
+    conn_linger_wait(c);
 }
 
 /* Sends STATUS with a one-line body naming REASON, then lingers (RFC 9112 s9.6). */
@@ -860,38 +891,24 @@ void
 conn_answer_last(struct conn *c, const void *buf, size_t len)
 {
     struct conn_end *e = &c->end[SIDE_CLIENT];
-    struct timeval tv = conn_tv(CONN_LINGER_MS);
 
     c->state = CONN_ANSWERING;
-    conn_event_del(&e->rd);
-    conn_event_del(&e->wr);
+    fdev_read_stop(&e->io);
+    fdev_write_stop(&e->io);
     evtimer_del(&c->timer);
     /* A few hundred bytes always fit an empty socket buffer; a short write only cuts the answer. */
     if (conn_io_send(e, buf, len) == -1 || conn_io_shutdown(e) == -1) {
         conn_close(c, CLOSE_DONE);
         return;
     }
-    event_assign(&e->rd, c->worker->base, e->fd, EV_READ | EV_PERSIST, conn_on_linger_read, c);
-    evtimer_assign(&c->timer, c->worker->base, conn_on_linger_timeout, c);
-    event_add(&e->rd, NULL);
-    evtimer_add(&c->timer, &tv);
-}
-
-void
-conn_event_del(struct event *ev)
-{
-    /* calloc'd events were never assigned: libevent warns on deleting those. */
-    if (event_initialized(ev)) {
-        event_del(ev);
-    }
+    conn_linger_wait(c);
 }
 
 void
 conn_end_close(struct conn_end *e)
 {
     if (e->fd != -1) {
-        conn_event_del(&e->rd);
-        conn_event_del(&e->wr);
+        fdev_close(&e->io);
         conn_io_tls_free(e);
         close(e->fd);
         e->fd = -1;

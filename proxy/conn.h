@@ -15,6 +15,7 @@
 #include <event2/event_struct.h>
 
 #include "proxy/close.h"
+#include "proxy/fdev.h"
 #include "proxy/http1.h"
 #include "proxy/route.h"
 #include "proxy/wsframe.h"
@@ -41,8 +42,7 @@ enum conn_side {
 
 struct conn_end {
     int fd;                      /* owned; -1 when not open */
-    struct event rd;             /* readable */
-    struct event wr;             /* writable: pending bytes, or the connect result */
+    struct fdev io;              /* its events: read (by state), write (pending bytes, connect) */
     uint8_t *pend;               /* owned; bytes waiting to be written to fd, kept for reuse */
     size_t pend_off;             /* first unwritten byte */
     size_t pend_len;             /* end of the pending bytes */
@@ -125,8 +125,6 @@ void conn_start(struct worker *w, const struct worker_listener *listener, int fd
  */
 void conn_close(struct conn *c, enum close_reason reason);
 
-/* event_del() for an event that may never have been assigned. */
-void conn_event_del(struct event *ev);
 /* Closes E's descriptor and drops its pending bytes; the conn lives on. */
 void conn_end_close(struct conn_end *e);
 /*

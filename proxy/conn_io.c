@@ -13,31 +13,11 @@
 
 #include "proxy/conn.h"
 
-/*
- * Arms E's read event for EV_WRITE (ON_WRITE) or EV_READ, keeping its
- * callback and whether it was added. Only TLS ends ever switch.
- */
+/* Makes E's reading wait for writability (ON_WRITE) or readability. Only TLS ends switch. */
 static void
 conn_io_arm_read(struct conn_end *e, bool on_write)
 {
-    struct event_base *base;
-    event_callback_fn cb;
-    void *arg;
-    bool added;
-
-    if (!event_initialized(&e->rd) || ((event_get_events(&e->rd) & EV_WRITE) != 0) == on_write) {
-        return;
-    }
-    base = event_get_base(&e->rd);
-    cb = event_get_callback(&e->rd);
-    arg = event_get_callback_arg(&e->rd);
-    added = event_pending(&e->rd, EV_READ | EV_WRITE, NULL) != 0;
-    event_del(&e->rd);
-    event_assign(&e->rd, base, e->fd, (short)((on_write ? EV_WRITE : EV_READ) | EV_PERSIST), cb,
-                 arg);
-    if (added) {
-        event_add(&e->rd, NULL);
-    }
+    fdev_read_on(&e->io, on_write ? FDEV_OUT : FDEV_IN);
 }
 
 /* Maps a failed SSL call (RC) to the socket contract: 0 for EOF, else -1 with errno. */
@@ -48,10 +28,12 @@ conn_io_tls_failed(struct conn_end *e, int rc)
 
     switch (SSL_get_error(e->ssl, rc)) {
     case SSL_ERROR_WANT_READ:
+        fdev_drained(&e->io, FDEV_IN);
         conn_io_arm_read(e, false);
         errno = EAGAIN;
         return -1;
     case SSL_ERROR_WANT_WRITE:
+        fdev_drained(&e->io, FDEV_OUT);
         conn_io_arm_read(e, true);
         errno = EAGAIN;
         return -1;
@@ -114,7 +96,7 @@ ssize_t
 conn_io_recv(struct conn_end *e, void *buf, size_t len)
 {
     if (e->ssl == NULL) {
-        return recv(e->fd, buf, len, 0);
+        return fdev_recv(&e->io, buf, len, 0);
     }
     return conn_io_tls_recv(e, buf, len);
 }
@@ -126,7 +108,7 @@ conn_io_send(struct conn_end *e, const void *buf, size_t len)
     int rc;
 
     if (e->ssl == NULL) {
-        return send(e->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        return fdev_send(&e->io, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
     }
     if (len == 0) {
         return 0;
@@ -138,6 +120,7 @@ conn_io_send(struct conn_end *e, const void *buf, size_t len)
     }
     switch (SSL_get_error(e->ssl, rc)) {
     case SSL_ERROR_WANT_WRITE:
+        fdev_drained(&e->io, FDEV_OUT);
         errno = EAGAIN; /* the caller keeps the bytes and waits on its write event */
         return -1;
     case SSL_ERROR_WANT_READ:
@@ -166,12 +149,20 @@ conn_io_sendv(struct conn_end *e, const struct iovec *iov, int niov)
 
     if (e->ssl == NULL) {
         struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)niov };
+        size_t len = 0;
 
         if (niov == 1) {
             /* send(): the kernel skips copying in and checking a msghdr and an iovec. */
-            return send(e->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+            return fdev_send(&e->io, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT);
         }
-        return sendmsg(e->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        for (int i = 0; i < niov; i++) {
+            len += iov[i].iov_len;
+        }
+        total = sendmsg(e->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if ((total == -1 && errno == EAGAIN) || (total >= 0 && (size_t)total < len)) {
+            fdev_drained(&e->io, FDEV_OUT); /* as fdev_send() */
+        }
+        return total;
     }
     /* TLS has no gather write: one record per piece, as many as go now. */
     for (int i = 0; i < niov; i++) {
@@ -197,9 +188,9 @@ conn_io_has_pending(const struct conn_end *e)
 void
 conn_io_resume_read(struct conn_end *e)
 {
-    event_add(&e->rd, NULL);
+    fdev_read_resume(&e->io);
     if (conn_io_has_pending(e)) {
-        event_active(&e->rd, EV_READ, 1);
+        fdev_kick(&e->io);
     }
 }
 
@@ -221,8 +212,10 @@ conn_io_handshake(struct conn_end *e, char *why, size_t why_len)
     }
     switch (SSL_get_error(e->ssl, rc)) {
     case SSL_ERROR_WANT_READ:
+        fdev_drained(&e->io, FDEV_IN);
         return EV_READ;
     case SSL_ERROR_WANT_WRITE:
+        fdev_drained(&e->io, FDEV_OUT);
         return EV_WRITE;
     default:
         break;

@@ -7,10 +7,11 @@
  * the worker's scratch buffer.
  *
  * Both follow the socket calls' contract: > 0 bytes moved, 0 (recv only) the
- * peer finished, -1 with errno (EAGAIN: wait for the end's event). When TLS
+ * peer finished, -1 with errno (EAGAIN: wait for the end's event), and keep
+ * the end's readiness (fdev.h) for the edge-triggered events. When TLS
  * needs the socket writable to go on reading (a handshake flight that did
- * not fit), conn_io_recv() re-arms the end's read event for EV_WRITE, and
- * back for EV_READ once that is over, so callers need not know.
+ * not fit), conn_io_recv() makes the end's reading wait for writability, and
+ * readability again once that is over, so callers need not know.
  */
 #ifndef WSRING_PROXY_CONN_IO_H
 #define WSRING_PROXY_CONN_IO_H
@@ -28,10 +29,10 @@ ssize_t conn_io_send(struct conn_end *e, const void *buf, size_t len);
 ssize_t conn_io_sendv(struct conn_end *e, const struct iovec *iov, int niov);
 /*
  * True when TLS holds bytes already read from the socket (read ahead):
- * epoll will not say so, the caller must read on or activate its event.
+ * epoll will not say so, the caller must read on or kick its events.
  */
 bool conn_io_has_pending(const struct conn_end *e);
-/* (Re)starts reading E: adds its read event, and activates it when TLS holds bytes. */
+/* (Re)starts reading E, at once when TLS holds bytes. */
 void conn_io_resume_read(struct conn_end *e);
 /* True while E's TLS handshake has not finished (false for a plain end). */
 bool conn_io_in_handshake(const struct conn_end *e);

@@ -20,6 +20,8 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+#include "proxy/fdev.h"
+
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
@@ -43,8 +45,8 @@ struct pool_member {
 struct pool_conn {
     struct pool_member *member;  /* borrowed; the list it is idle in */
     struct pool *pool;           /* borrowed; the owner */
-    int fd;                      /* owned */
-    struct event ev;             /* readable (EOF, stray bytes) or idle timeout; POOL_PRIORITY */
+    struct fdev io;              /* owned descriptor; readable: EOF or stray bytes (first) */
+    struct event timer;          /* pool_idle_timeout */
     struct timeval put_at;       /* the loop turn it was put in (libevent's cached time) */
     TAILQ_ENTRY(pool_conn) link; /* in its member's idle list, or in spare */
 };
@@ -155,14 +157,46 @@ pool_close(struct pool *p, struct pool_conn *pc)
     TAILQ_REMOVE(&pc->member->idle, pc, link);
     pc->member->nidle--;
     p->nidle--;
-    event_del(&pc->ev);
-    close(pc->fd);
+    evtimer_del(&pc->timer);
+    close(pc->io.fd);
+    fdev_close(&pc->io);
     free(pc);
 }
 
-/* An idle backend that speaks or closes is no longer reusable; nor one idle too long. */
+/*
+ * True when nothing is waiting on PC: no EOF, no stray bytes, no error. A FIN that came with
+ * the last answer is already here, and a request sent into it would be lost.
+ */
+static bool
+pool_still_open(struct pool_conn *pc)
+{
+    char byte;
+
+    if (pc->io.stuck != 0) {
+        return false; /* epoll said EOF or error already */
+    }
+    return fdev_recv(&pc->io, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == -1 &&
+           (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+/*
+ * An idle backend that speaks or closes is no longer reusable. The socket is
+ * asked first: an edge may be stale (its bytes were read just before the put).
+ */
 static void
-pool_on_event(evutil_socket_t fd, short what, void *arg)
+pool_on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    struct pool_conn *pc = arg;
+
+    (void)fd;
+    (void)what;
+    if (!pool_still_open(pc)) {
+        pool_close(pc->pool, pc);
+    }
+}
+
+static void
+pool_on_idle_timeout(evutil_socket_t fd, short what, void *arg)
 {
     struct pool_conn *pc = arg;
 
@@ -201,29 +235,16 @@ pool_fini(struct pool *p)
 }
 
 /*
- * True when nothing is waiting on FD: no EOF, no stray bytes, no error. A FIN that came with
- * the last answer is already here, and a request sent into it would be lost.
- */
-static bool
-pool_still_open(int fd)
-{
-    char byte;
-
-    return recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == -1 &&
-           (errno == EAGAIN || errno == EWOULDBLOCK);
-}
-
-/*
  * A connection put in the current loop turn needs pool_still_open(); no other
- * does: the idle events run at POOL_PRIORITY, before any request of a turn is
- * handled, so the EOF (or stray bytes) of one put in an earlier turn, if it
- * came before this turn's epoll_wait, has already closed it. That saves a
- * syscall on nearly every proxied request. The turn's time is libevent's
- * cached coarse clock (1-10 ms ticks), so "this turn" may also take in the few
- * turns before it: a check more, never one less.
+ * does: the idle sockets are dispatched first in each round (fdev.h), before
+ * any request of the round is handled, so the EOF (or stray bytes) of one put
+ * in an earlier turn, if it came before this round's epoll_wait, has already
+ * closed it. That saves a syscall on nearly every proxied request. The turn's
+ * time is libevent's cached coarse clock (1-10 ms ticks), so "this turn" may
+ * also take in the few turns before it: a check more, never one less.
  */
 int
-pool_take(struct pool *p, const struct member *m, struct pool_conn **held)
+pool_take(struct pool *p, const struct member *m, struct fdev *into)
 {
     struct pool_member *pm = pool_member_find(p, m, pool_hash(m));
     struct pool_conn *pc, *prev;
@@ -245,29 +266,24 @@ pool_take(struct pool *p, const struct member *m, struct pool_conn **held)
             if (pass == 0 && fresh) {
                 continue;
             }
-            if (fresh && !pool_still_open(pc->fd)) {
+            if ((fresh || pc->io.stuck != 0) && !pool_still_open(pc)) {
                 pool_close(p, pc);
                 continue;
             }
             TAILQ_REMOVE(&pm->idle, pc, link);
             pm->nidle--;
             p->nidle--;
-            *held = pc;
-            return pc->fd;
+            evtimer_del(&pc->timer);
+            fdev_move(into, &pc->io);
+            TAILQ_INSERT_HEAD(&p->spare, pc, link); /* the next put reuses it */
+            return into->fd;
         }
     }
     return -1;
 }
 
-void
-pool_release(struct pool *p, struct pool_conn *held)
-{
-    event_del(&held->ev);
-    TAILQ_INSERT_HEAD(&p->spare, held, link); /* the next put reuses it */
-}
-
 int
-pool_put(struct pool *p, const struct member *m, int fd)
+pool_put(struct pool *p, const struct member *m, struct fdev *from)
 {
     struct timeval tv = { .tv_sec = (time_t)(p->idle_ms / 1000),
                           .tv_usec = (suseconds_t)(p->idle_ms % 1000) * 1000 };
@@ -286,11 +302,12 @@ pool_put(struct pool *p, const struct member *m, int fd)
     }
     pc->member = pm;
     pc->pool = p;
-    pc->fd = fd;
     event_base_gettimeofday_cached(p->base, &pc->put_at);
-    event_assign(&pc->ev, p->base, fd, EV_READ, pool_on_event, pc);
-    event_priority_set(&pc->ev, POOL_PRIORITY);
-    event_add(&pc->ev, &tv);
+    pc->io.first = 1;
+    fdev_move(&pc->io, from);
+    fdev_read(&pc->io, pool_on_readable, pc);
+    evtimer_assign(&pc->timer, p->base, pool_on_idle_timeout, pc);
+    evtimer_add(&pc->timer, &tv);
     TAILQ_INSERT_TAIL(&pm->idle, pc, link);
     pm->nidle++;
     p->nidle++;

@@ -12,15 +12,8 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
-/*
- * The priority of the pool's idle events; the base must have at least two
- * (worker_base_new) and everything else runs at a lower one (numerically
- * higher), so a turn closes the idle connections that died before it serves
- * any request.
- */
-#define POOL_PRIORITY 0
-
 struct event_base;
+struct fdev;
 struct member;
 struct member_set;
 struct pool_conn;
@@ -46,21 +39,16 @@ void pool_set_limits(struct pool *p, uint64_t idle_ms, unsigned max_idle);
 /* Closes every idle connection. */
 void pool_fini(struct pool *p);
 /*
- * Returns an idle connection to M (the caller owns the fd now), or -1.
- * Its idle event stays registered until pool_release(*HELD): the caller adds
- * its own read event on the fd first, so the hand-over changes no epoll
- * interest (libevent calls epoll_ctl only for an fd's first event added or
- * last removed) and costs no syscall.
+ * Returns an idle connection to M, or -1. The caller owns its descriptor now,
+ * opened in INTO (fdev_move: no syscall), with no callback set.
  */
-int pool_take(struct pool *p, const struct member *m, struct pool_conn **held);
-/* Ends the hand-over pool_take() began. */
-void pool_release(struct pool *p, struct pool_conn *held);
+int pool_take(struct pool *p, const struct member *m, struct fdev *into);
 /*
- * Keeps FD as idle for M (ownership passes to the pool) and returns 0,
- * or returns -1 when the pool is full or out of memory (FD untouched). The
- * caller removes its own events on FD after a 0, for the same reason as above.
+ * Keeps FROM's descriptor as idle for M (the pool owns it now, and FROM is
+ * closed) and returns 0, or returns -1 when the pool is full or out of memory
+ * (FROM untouched).
  */
-int pool_put(struct pool *p, const struct member *m, int fd);
+int pool_put(struct pool *p, const struct member *m, struct fdev *from);
 /*
  * Closes the idle connections of members not in MEMBERS (they left the ring)
  * or at another address there (re-registered elsewhere under the same id).

@@ -116,7 +116,9 @@ redirect_on_writable(evutil_socket_t fd, short what, void *arg)
 
     (void)what;
     assert(c->state == CONN_READ_HEAD);
-    n = send(fd, e->pend + e->pend_off, e->pend_len - e->pend_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)fd;
+    n = fdev_send(&e->io, e->pend + e->pend_off, e->pend_len - e->pend_off,
+                  MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n == -1) {
         if (errno != EAGAIN && errno != EINTR) {
             conn_close(c, CLOSE_CLIENT_ERROR);
@@ -183,8 +185,8 @@ redirect_answer(struct conn *c, const struct head *head)
     memmove(c->head, c->head + head->len, rest);
     c->head_len = rest;
     c->head_scanned = 0;
-    conn_event_del(&e->rd);
-    n = send(e->fd, e->pend, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    fdev_read_stop(&e->io);
+    n = fdev_send(&e->io, e->pend, len, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n == -1 && errno != EAGAIN && errno != EINTR) {
         conn_close(c, CLOSE_CLIENT_ERROR);
         return true;
@@ -195,13 +197,13 @@ redirect_answer(struct conn *c, const struct head *head)
             return true;
         }
         /* A pipelined request: parse it from the loop, not from this stack frame. */
-        event_assign(&e->wr, c->worker->base, -1, 0, redirect_on_sent, c);
-        event_active(&e->wr, EV_TIMEOUT, 1);
+        evtimer_del(&c->timer);
+        evtimer_assign(&c->timer, c->worker->base, redirect_on_sent, c);
+        event_active(&c->timer, EV_TIMEOUT, 1);
         return true;
     }
     e->pend_off = n > 0 ? (size_t)n : 0;
     e->pend_len = len;
-    event_assign(&e->wr, c->worker->base, e->fd, EV_WRITE | EV_PERSIST, redirect_on_writable, c);
-    event_add(&e->wr, NULL);
+    fdev_write(&e->io, redirect_on_writable, c);
     return true;
 }

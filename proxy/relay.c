@@ -73,8 +73,8 @@ relay_flush_head(struct conn *c)
     }
     if (b->pend_off < b->pend_len) {
         client->blocked = 1;
-        conn_event_del(&client->rd); /* relay_on_write resumes it */
-        event_add(&b->wr, NULL);
+        fdev_read_stop(&client->io); /* relay_on_write resumes it */
+        fdev_write(&b->io, relay_on_write, b);
         return;
     }
     b->pend_off = b->pend_len = 0;
@@ -86,23 +86,15 @@ relay_flush_head(struct conn *c)
 void
 relay_start(struct conn *c)
 {
-    struct event_base *base = c->worker->base;
     struct conn_end *b = &c->end[SIDE_BACKEND];
 
     assert(c->state == CONN_CONNECTING);
     c->state = CONN_RELAY;
-    for (int s = SIDE_CLIENT; s <= SIDE_BACKEND; s++) {
-        struct conn_end *e = &c->end[s];
-
-        conn_event_del(&e->wr);
-        event_assign(&e->wr, base, e->fd, EV_WRITE | EV_PERSIST, relay_on_write, e);
-    }
-    /* The client's read event stays registered from the head on (conn_on_client_read); a pooled
-     * backend connection's is already on (conn_connect_next). */
-    if (!event_initialized(&b->rd) || !event_pending(&b->rd, EV_READ, NULL)) {
-        event_assign(&b->rd, base, b->fd, EV_READ | EV_PERSIST, relay_on_read, b);
-        event_add(&b->rd, NULL);
-    }
+    evtimer_del(&c->timer); /* the connect deadline */
+    fdev_write_stop(&c->end[SIDE_CLIENT].io);
+    fdev_write_stop(&b->io);
+    /* The client's read callback is conn_on_client_read from the head on. */
+    fdev_read(&b->io, relay_on_read, b);
     /*
      * The connect just completed, so the socket is writable: send the head
      * now instead of after another trip through epoll. The client is read
@@ -255,8 +247,8 @@ relay_sendv(struct conn *c, struct conn_end *from, struct conn_end *to, const st
         }
     }
     from->blocked = 1;
-    event_del(&from->rd);
-    event_add(&to->wr, NULL);
+    fdev_read_stop(&from->io);
+    fdev_write(&to->io, relay_on_write, to);
     return 0;
 }
 
@@ -314,7 +306,7 @@ relay_http_done(struct conn *c)
 
     if (client->pend_off < client->pend_len) {
         c->next_on_flush = 1;
-        conn_event_del(&b->rd);
+        fdev_read_stop(&b->io);
         return;
     }
     c->next_on_flush = 0;
@@ -325,11 +317,8 @@ relay_http_done(struct conn *c)
      * TLS backend connections are not pooled */
     if (c->resp_reusable && c->req_done && !b->eof && b->pend_off == b->pend_len &&
         c->route->conf->send_proxy == CONF_SEND_PROXY_OFF && b->ssl == NULL &&
-        pool_put(&c->worker->pool, c->member, b->fd) == 0) {
-        /* The pool's idle event went on before ours come off: no epoll_ctl (pool.h). */
-        conn_event_del(&b->rd);
-        conn_event_del(&b->wr);
-        b->fd = -1;
+        pool_put(&c->worker->pool, c->member, &b->io) == 0) {
+        b->fd = -1; /* the pool's now, events and all */
     } else {
         conn_end_close(b);
     }
@@ -528,7 +517,7 @@ relay_http_request_bytes(struct conn *c, const uint8_t *buf, size_t n, size_t *u
     }
     if (r == HTTP1_DONE) {
         c->req_done = 1;
-        conn_event_del(&c->end[SIDE_CLIENT].rd); /* the next request waits for this response */
+        fdev_read_stop(&c->end[SIDE_CLIENT].io); /* the next request waits for this response */
         if (relay_http_stash(c, buf + *used, n - *used) == -1) {
             conn_close(c, CLOSE_NO_MEMORY);
             return -1;
@@ -625,7 +614,7 @@ relay_await_close(struct conn *c, struct conn_end *from)
         return;
     }
     if (conn_io_has_pending(from)) {
-        event_active(&from->rd, EV_READ, 1); /* TLS read ahead: epoll will not tell */
+        fdev_kick(&from->io); /* TLS read ahead: epoll will not tell */
     }
     if (n > 0) {
         wsframe_scan(&c->frames_in, c->worker->scratch, (size_t)n, WSFRAME_STOP_NONE);
@@ -713,7 +702,7 @@ relay_on_read(evutil_socket_t fd, short what, void *arg)
 
         if (n == 0) {
             from->eof = 1;
-            event_del(&from->rd);
+            fdev_read_stop(&from->io);
             if (c->http) {
                 relay_http_eof(c, from);
             } else if (to->pend_off == to->pend_len) {
@@ -764,7 +753,7 @@ relay_on_read(evutil_socket_t fd, short what, void *arg)
         }
     }
     if (!from->blocked && conn_io_has_pending(from)) {
-        event_active(&from->rd, EV_READ, 1); /* fairness cut us short; TLS holds the rest */
+        fdev_kick(&from->io); /* fairness cut us short; TLS holds the rest */
     }
 }
 
@@ -795,7 +784,7 @@ relay_on_write(evutil_socket_t fd, short what, void *arg)
         return;
     }
     to->pend_off = to->pend_len = 0;
-    event_del(&to->wr);
+    fdev_write_stop(&to->io);
     if (c->state == CONN_CLOSE_SENT) {
         if (c->client_closed) {
             conn_close(c, (enum close_reason)c->close_reason); /* RFC 6455 s7.1.1 */

@@ -283,9 +283,9 @@ worker_set_route(struct worker *w, struct route *route)
 
 /*
  * A worker's base (and the main thread's) batches epoll changes per loop iteration (libevent's
- * changelist), so a connection that swaps its write event for a read event in one callback costs
- * one epoll_ctl, not two. Safe here: libevent's hazard is dup()ed descriptors, and neither wsring
- * nor libcurl nor the ZooKeeper client dups.
+ * changelist): libcurl and the ZooKeeper client swap events often. Safe here: libevent's hazard
+ * is dup()ed descriptors, and neither wsring nor libcurl nor the ZooKeeper client dups.
+ * Connections have their own edge-triggered set (fdev.h).
  */
 struct event_base *
 worker_base_new(void)
@@ -299,12 +299,6 @@ worker_base_new(void)
     event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
     base = event_base_new_with_config(cfg);
     event_config_free(cfg);
-    /* Two priorities: the pool's idle events (POOL_PRIORITY) before everything else (1, the
-     * default for new events). */
-    if (base != NULL && event_base_priority_init(base, 2) == -1) {
-        event_base_free(base);
-        return NULL;
-    }
     return base;
 }
 
@@ -326,12 +320,17 @@ worker_create(unsigned id, const struct conf *conf, struct route *route,
     w->rand_state = id * 2654435761u + (unsigned)time(NULL);
     w->on_main = main_base != NULL;
     w->base = w->on_main ? main_base : worker_base_new();
+    if (w->base == NULL || fdev_loop_init(&w->fdev, w->base) == -1) {
+        snprintf(err, err_len, "event loop: %s", strerror(errno));
+        worker_destroy(w);
+        return NULL;
+    }
     pool_init(&w->pool, w->base);
     pool_set_limits(&w->pool, route->conf->pool_idle_timeout_ms, route->conf->pool_max_idle);
     w->scratch_len = WORKER_SCRATCH_BYTES;
     w->scratch = malloc(w->scratch_len);
     w->listeners = calloc(conf->nlisten, sizeof(*w->listeners));
-    if (w->base == NULL || w->scratch == NULL || w->listeners == NULL) {
+    if (w->scratch == NULL || w->listeners == NULL) {
         snprintf(err, err_len, "out of memory");
         worker_destroy(w);
         return NULL;
@@ -400,6 +399,7 @@ worker_destroy(struct worker *w)
     free(w->scratch);
     if (w->base != NULL) {
         pool_fini(&w->pool);
+        fdev_loop_fini(&w->fdev);
         if (!w->on_main) {
             event_base_free(w->base);
         }

@@ -15,6 +15,7 @@
 #include <event2/event_struct.h>
 
 #include "proxy/close.h"
+#include "proxy/fdev.h"
 #include "proxy/metrics.h"
 #include "proxy/pool.h"
 
@@ -47,6 +48,7 @@ struct worker {
     unsigned id;
     pthread_t thread;
     struct event_base *base;           /* owned, unless on_main */
+    struct fdev_loop fdev;             /* its connections' sockets (edge-triggered) */
     unsigned on_main : 1;              /* runs on the main thread's base: no thread of its own */
     struct route *route;               /* reference; taken by each new conn */
     struct worker_listener *listeners; /* owned array of nlisteners */

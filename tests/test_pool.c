@@ -3,7 +3,7 @@
  * socketpairs standing in for backend connections: per-member lists, the
  * per-member cap, members that leave or move, and the liveness rules (a
  * connection put this turn is checked, one put earlier was already closed by
- * its idle event, which runs before any request of a turn).
+ * its idle socket's callback, which runs before any request of a round).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,12 +21,14 @@
 #include <cmocka.h>
 #include <event2/event.h>
 
+#include "proxy/fdev.h"
 #include "proxy/pool.h"
 #include "proxy/worker.h"
 #include "ring/member_set.h"
 
 struct fixture {
     struct event_base *base;
+    struct fdev_loop loop;
     struct pool pool;
     struct member_set *set;
 };
@@ -36,8 +38,9 @@ setup(void **state)
 {
     static struct fixture f;
 
-    f.base = worker_base_new(); /* the workers' base: two priorities */
+    f.base = worker_base_new();
     assert_non_null(f.base);
+    assert_int_equal(fdev_loop_init(&f.loop, f.base), 0);
     pool_init(&f.pool, f.base);
     f.set = member_set_create();
     assert_non_null(f.set);
@@ -51,6 +54,7 @@ teardown(void **state)
     struct fixture *f = *state;
 
     pool_fini(&f->pool);
+    fdev_loop_fini(&f->loop);
     member_set_destroy(f->set);
     event_base_free(f->base);
     return 0;
@@ -81,16 +85,47 @@ closed_by_pool(int peer)
     return recv(peer, &byte, 1, MSG_DONTWAIT) == 0;
 }
 
+/* pool_take() for the connection end that wsring would open: the caller owns the fd after. */
+static int
+take_m(struct fixture *f, const struct member *m)
+{
+    struct fdev into = { .fd = -1 };
+    int fd = pool_take(&f->pool, m, &into);
+
+    if (fd != -1) {
+        assert_int_equal(into.fd, fd);
+        fdev_close(&into);
+    }
+    return fd;
+}
+
 static int
 take(struct fixture *f, const char *id)
 {
-    struct pool_conn *held;
-    int fd = pool_take(&f->pool, member(f, id), &held);
+    return take_m(f, member(f, id));
+}
 
-    if (fd != -1) {
-        pool_release(&f->pool, held);
+/* pool_put() of FD as a relay's backend end (open in the worker's set) would do it. */
+static int
+put_m(struct fixture *f, const struct member *m, int fd)
+{
+    struct fdev from;
+    int rc;
+
+    assert_int_equal(fdev_open(&f->loop, &from, fd), 0);
+    rc = pool_put(&f->pool, m, &from);
+    if (rc == 0) {
+        assert_false(fdev_is_open(&from));
+    } else {
+        fdev_close(&from); /* still the caller's */
     }
-    return fd;
+    return rc;
+}
+
+static int
+put(struct fixture *f, const char *id, int fd)
+{
+    return put_m(f, member(f, id), fd);
 }
 
 static void
@@ -104,8 +139,8 @@ test_each_member_gets_its_own_connections(void **state)
     pair(a);
     pair(b);
     assert_int_equal(take(f, "ws-a"), -1);
-    assert_int_equal(pool_put(&f->pool, member(f, "ws-a"), a[0]), 0);
-    assert_int_equal(pool_put(&f->pool, member(f, "ws-b"), b[0]), 0);
+    assert_int_equal(put(f, "ws-a", a[0]), 0);
+    assert_int_equal(put(f, "ws-b", b[0]), 0);
     assert_int_equal(f->pool.nidle, 2);
     assert_int_equal(take(f, "ws-b"), b[0]);
     assert_int_equal(take(f, "ws-b"), -1);
@@ -129,15 +164,15 @@ test_cap_is_per_member(void **state)
     for (int i = 0; i < 4; i++) {
         pair(sv[i]);
     }
-    assert_int_equal(pool_put(&f->pool, member(f, "ws-a"), sv[0][0]), 0);
-    assert_int_equal(pool_put(&f->pool, member(f, "ws-a"), sv[1][0]), 0);
-    assert_int_equal(pool_put(&f->pool, member(f, "ws-a"), sv[2][0]), -1); /* full: caller's */
-    assert_int_equal(pool_put(&f->pool, member(f, "ws-b"), sv[3][0]), 0);
+    assert_int_equal(put(f, "ws-a", sv[0][0]), 0);
+    assert_int_equal(put(f, "ws-a", sv[1][0]), 0);
+    assert_int_equal(put(f, "ws-a", sv[2][0]), -1); /* full: caller's */
+    assert_int_equal(put(f, "ws-b", sv[3][0]), 0);
     assert_int_equal(f->pool.nidle, 3);
     pool_set_limits(&f->pool, 4000, 0);
     taken = take(f, "ws-a");
     assert_true(taken == sv[0][0] || taken == sv[1][0]);
-    assert_int_equal(pool_put(&f->pool, member(f, "ws-a"), taken), -1); /* 0 keeps none */
+    assert_int_equal(put(f, "ws-a", taken), -1); /* 0 keeps none */
     for (int i = 0; i < 4; i++) {
         close(sv[i][1]);
     }
@@ -170,7 +205,7 @@ test_prune_drops_members_gone_or_moved(void **state)
             assert_int_equal(member_set_add(next, id, addr, 1), 0);
         }
         pair(sv[i]);
-        assert_int_equal(pool_put(&f->pool, member(f, id), sv[i][0]), 0);
+        assert_int_equal(put(f, id, sv[i][0]), 0);
     }
     pool_prune(&f->pool, next);
     assert_int_equal(f->pool.nidle, N / 4);
@@ -187,9 +222,7 @@ test_prune_drops_members_gone_or_moved(void **state)
     }
     /* The moved member's connections to its new address are pooled apart from the old ones. */
     snprintf(id, sizeof(id), "ws-%d", 2);
-    assert_int_equal(pool_take(&f->pool, member_set_at(next, (size_t)member_set_find(next, id)),
-                               &(struct pool_conn *){ NULL }),
-                     -1);
+    assert_int_equal(take_m(f, member_set_at(next, (size_t)member_set_find(next, id))), -1);
     member_set_destroy(next);
 }
 
@@ -222,10 +255,8 @@ test_prune_keeps_every_survivor_findable(void **state)
             if (in_now[i]) {
                 assert_int_equal(member_set_add(now, id, addr, 1), 0);
                 pair(sv[i]);
-                assert_int_equal(pool_put(&f->pool,
-                                          member_set_at(now, (size_t)member_set_find(now, id)),
-                                          sv[i][0]),
-                                 0);
+                assert_int_equal(
+                    put_m(f, member_set_at(now, (size_t)member_set_find(now, id)), sv[i][0]), 0);
             }
             if (stays[i]) {
                 assert_int_equal(member_set_add(next, id, addr, 1), 0);
@@ -235,18 +266,13 @@ test_prune_keeps_every_survivor_findable(void **state)
         pool_prune(&f->pool, next);
         assert_int_equal(f->pool.nidle, kept);
         for (int i = 0; i < IDS; i++) {
-            struct pool_conn *held;
-
             if (!in_now[i]) {
                 continue;
             }
             snprintf(id, sizeof(id), "m-%d", i);
             if (stays[i]) {
-                assert_int_equal(pool_take(&f->pool,
-                                           member_set_at(next, (size_t)member_set_find(next, id)),
-                                           &held),
+                assert_int_equal(take_m(f, member_set_at(next, (size_t)member_set_find(next, id))),
                                  sv[i][0]);
-                pool_release(&f->pool, held);
                 close(sv[i][0]);
             } else {
                 assert_true(closed_by_pool(sv[i][1]));
@@ -272,7 +298,7 @@ on_turn_put(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    assert_int_equal(pool_put(&t->f->pool, member(t->f, "ws-a"), t->sv[0]), 0);
+    assert_int_equal(put(t->f, "ws-a", t->sv[0]), 0);
 }
 
 /* A later turn: a request asks for a connection. */
@@ -315,7 +341,7 @@ test_connection_closed_in_its_put_turn_is_not_handed_out(void **state)
 
 /*
  * Put in one turn; then a request and the backend's EOF become ready together, the request
- * first in epoll's order: the idle event (POOL_PRIORITY) still runs first and closes it.
+ * first in epoll's order: the idle socket (first in its round) still runs first and closes it.
  */
 static void
 test_connection_closed_before_a_later_turn_is_not_handed_out(void **state)
@@ -323,14 +349,13 @@ test_connection_closed_before_a_later_turn_is_not_handed_out(void **state)
     struct fixture *f = *state;
     struct turn t = { .f = f, .taken = 0 };
     int ready[2];
-    struct event *request;
+    struct fdev request;
 
     assert_int_equal(member_set_add(f->set, "ws-a", "127.0.0.1:1", 1), 0);
     pair(t.sv);
     pair(ready);
-    request = event_new(f->base, ready[0], EV_READ, on_turn_take, &t);
-    assert_non_null(request);
-    event_add(request, NULL);
+    assert_int_equal(fdev_open(&f->loop, &request, ready[0]), 0);
+    fdev_read(&request, on_turn_take, &t);
     event_base_once(f->base, -1, EV_TIMEOUT, on_turn_put, &t, NULL);
     event_base_loop(f->base, EVLOOP_ONCE);
     event_base_loop(f->base, EVLOOP_NONBLOCK); /* the pool's event reaches epoll */
@@ -343,7 +368,7 @@ test_connection_closed_before_a_later_turn_is_not_handed_out(void **state)
     event_base_loop(f->base, EVLOOP_ONCE);        /* runs until no callback is left active */
     assert_int_equal(t.taken, -1);
     assert_int_equal(f->pool.nidle, 0);
-    event_free(request);
+    fdev_close(&request);
     close(ready[0]);
     close(ready[1]);
 }
@@ -357,7 +382,7 @@ test_open_connection_is_handed_out_in_a_later_turn(void **state)
 
     assert_int_equal(member_set_add(f->set, "ws-a", "127.0.0.1:1", 1), 0);
     pair(t.sv);
-    assert_int_equal(pool_put(&f->pool, member(f, "ws-a"), t.sv[0]), 0);
+    assert_int_equal(put(f, "ws-a", t.sv[0]), 0);
     event_base_once(f->base, -1, EV_TIMEOUT, on_turn_take, &t, NULL);
     event_base_loop(f->base, EVLOOP_ONCE);
     assert_int_equal(t.taken, t.sv[0]);

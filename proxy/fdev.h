@@ -1,0 +1,112 @@
+/*
+ * A worker's socket events, edge-triggered (DESIGN §1). Each socket joins the
+ * worker's own epoll set once, for input and output at once, when it is
+ * opened, and leaves it by being closed: starting and stopping reading or
+ * writing costs no epoll_ctl. libevent's level-triggered events cost one
+ * epoll_ctl to start writing a connecting socket, one to switch it to reading
+ * and one to remove each socket, and a re-poll of every ready socket in each
+ * epoll_wait; those were a tenth of the CPU of a proxied handshake.
+ *
+ * Readiness is remembered per socket until the I/O says the socket is drained
+ * (fdev_recv() and fdev_send() do, and fdev_drained() for other calls): a
+ * callback that stops before then (fairness, backpressure) is called again in
+ * a later round, as with level-triggered events, and one that starts reading
+ * a socket that is already readable is called without waiting for epoll.
+ *
+ * The set is one libevent event on the worker's base: timers and every other
+ * event stay libevent's. Callbacks keep libevent's signature (WHAT is EV_READ
+ * or EV_WRITE). Worker thread only.
+ */
+#ifndef WSRING_PROXY_FDEV_H
+#define WSRING_PROXY_FDEV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+enum {
+    FDEV_IN = 0x1, /* readable */
+    FDEV_OUT = 0x2 /* writable */
+};
+
+struct fdev_loop;
+TAILQ_HEAD(fdev_list, fdev);
+
+struct fdev {
+    struct fdev_loop *loop;    /* NULL when not open */
+    int fd;                    /* -1 when not open */
+    uint8_t ready;             /* FDEV_* seen and not drained since */
+    uint8_t stuck;             /* FDEV_* that never drain again: EOF (IN), error or hangup (both) */
+    uint8_t want;              /* FDEV_IN: call on_read; FDEV_OUT: call on_write */
+    uint8_t read_on;           /* what on_read waits for: FDEV_IN, or FDEV_OUT (TLS) */
+    uint8_t first : 1;         /* dispatched before the others of its round (the pool's) */
+    event_callback_fn on_read; /* borrowed */
+    event_callback_fn on_write;
+    void *read_arg;
+    void *write_arg;
+    struct fdev_list *queue; /* the list LINK is on, or NULL */
+    TAILQ_ENTRY(fdev) link;
+};
+
+struct fdev_loop {
+    int epfd;
+    struct event_base *base; /* borrowed */
+    struct event ev;         /* epfd readable */
+    struct event again;      /* sockets left ready and wanted: another round next turn */
+    struct fdev **byfd;      /* owned; the open fdev of each descriptor, or NULL */
+    size_t byfd_cap;
+    struct fdev_list ready; /* to dispatch in the next round */
+    struct fdev *current;   /* being dispatched; NULL once it has closed */
+    bool dispatching;
+};
+
+/* Creates L's epoll set on BASE. Returns 0, or -1 with errno. */
+int fdev_loop_init(struct fdev_loop *l, struct event_base *base);
+/* Frees L; every fdev must have been closed. Accepts a zeroed L never initialised. */
+void fdev_loop_fini(struct fdev_loop *l);
+
+/* Adds FD to L as F (calloc'd or closed before). Returns 0, or -1 with errno (FD untouched). */
+int fdev_open(struct fdev_loop *l, struct fdev *f, int fd);
+/* F forgets its descriptor, which the caller closes (that removes it from the epoll set). */
+void fdev_close(struct fdev *f);
+/* Hands FROM's descriptor, readiness and all, to TO (not open); no callback is kept. */
+void fdev_move(struct fdev *to, struct fdev *from);
+
+/* Calls CB(fd, EV_READ, ARG) while F is readable (or, after fdev_read_on(OUT), writable). */
+void fdev_read(struct fdev *f, event_callback_fn cb, void *arg);
+/* Reading waits for what: FDEV_IN, or FDEV_OUT for a TLS read that must write first. */
+void fdev_read_on(struct fdev *f, uint8_t what);
+void fdev_read_stop(struct fdev *f);
+/* Starts reading again with the callback of the last fdev_read(). */
+void fdev_read_resume(struct fdev *f);
+/* Calls CB(fd, EV_WRITE, ARG) while F is writable. */
+void fdev_write(struct fdev *f, event_callback_fn cb, void *arg);
+void fdev_write_stop(struct fdev *f);
+
+static inline bool
+fdev_is_open(const struct fdev *f)
+{
+    return f->loop != NULL;
+}
+
+static inline bool
+fdev_reading(const struct fdev *f)
+{
+    return (f->want & FDEV_IN) != 0;
+}
+
+/* WHAT (FDEV_IN or FDEV_OUT) would block now: wait for epoll to say otherwise. */
+void fdev_drained(struct fdev *f, uint8_t what);
+/* F is readable although epoll cannot know (TLS holds bytes read ahead). */
+void fdev_kick(struct fdev *f);
+
+/* recv() and send() on F's socket that keep its readiness (flags as theirs). */
+ssize_t fdev_recv(struct fdev *f, void *buf, size_t len, int flags);
+ssize_t fdev_send(struct fdev *f, const void *buf, size_t len, int flags);
+
+#endif /* WSRING_PROXY_FDEV_H */
