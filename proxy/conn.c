@@ -113,6 +113,7 @@ conn_start(struct worker *w, const struct worker_listener *listener, int fd,
             conn_close(c, CLOSE_TLS_HANDSHAKE); /* no answer: it would be plaintext */
             return;
         }
+        conn_io_tls_watch(&c->end[SIDE_CLIENT]);
     }
     fdev_read(&c->end[SIDE_CLIENT].io, conn_on_client_read, c);
     /* One deadline for the whole head, so a client dripping bytes cannot extend it. */
@@ -732,6 +733,7 @@ conn_on_connected(evutil_socket_t fd, short what, void *arg)
         conn_close(c, CLOSE_NO_MEMORY);
         return;
     }
+    conn_io_tls_watch(b);
     conn_backend_tls_step(c);
 }
 

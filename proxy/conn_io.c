@@ -8,6 +8,7 @@
 #include <sys/uio.h>
 
 #include <event2/event.h>
+#include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -90,6 +91,35 @@ conn_io_tls_recv(struct conn_end *e, void *buf, size_t len)
         }
     }
     return (ssize_t)got;
+}
+
+/*
+ * OpenSSL's reads from the socket of the end whose fdev is the BIO's callback
+ * argument: read-ahead asks for a whole buffer, so a read that returns less
+ * emptied the socket, and the end waits for epoll instead of paying for one
+ * more read that would say EAGAIN.
+ */
+static long
+conn_io_bio_watch(BIO *b, int oper, const char *argp, size_t len, int argi, long argl, int ret,
+                  size_t *processed)
+{
+    (void)argp;
+    (void)argi;
+    (void)argl;
+    if (oper == (BIO_CB_READ | BIO_CB_RETURN) && ret > 0 && processed != NULL &&
+        *processed < len) {
+        fdev_drained((struct fdev *)BIO_get_callback_arg(b), FDEV_IN);
+    }
+    return ret;
+}
+
+void
+conn_io_tls_watch(struct conn_end *e)
+{
+    BIO *rbio = SSL_get_rbio(e->ssl);
+
+    BIO_set_callback_arg(rbio, (char *)&e->io);
+    BIO_set_callback_ex(rbio, conn_io_bio_watch);
 }
 
 ssize_t
