@@ -106,8 +106,7 @@ conn_io_bio_watch(BIO *b, int oper, const char *argp, size_t len, int argi, long
     (void)argp;
     (void)argi;
     (void)argl;
-    if (oper == (BIO_CB_READ | BIO_CB_RETURN) && ret > 0 && processed != NULL &&
-        *processed < len) {
+    if (oper == (BIO_CB_READ | BIO_CB_RETURN) && ret > 0 && processed != NULL && *processed < len) {
         fdev_drained((struct fdev *)BIO_get_callback_arg(b), FDEV_IN);
     }
     return ret;
@@ -178,21 +177,7 @@ conn_io_sendv(struct conn_end *e, const struct iovec *iov, int niov)
     ssize_t total = 0;
 
     if (e->ssl == NULL) {
-        struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)niov };
-        size_t len = 0;
-
-        if (niov == 1) {
-            /* send(): the kernel skips copying in and checking a msghdr and an iovec. */
-            return fdev_send(&e->io, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT);
-        }
-        for (int i = 0; i < niov; i++) {
-            len += iov[i].iov_len;
-        }
-        total = sendmsg(e->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if ((total == -1 && errno == EAGAIN) || (total >= 0 && (size_t)total < len)) {
-            fdev_drained(&e->io, FDEV_OUT); /* as fdev_send() */
-        }
-        return total;
+        return fdev_sendv(&e->io, iov, niov, MSG_NOSIGNAL | MSG_DONTWAIT);
     }
     /* TLS has no gather write: one record per piece, as many as go now. */
     for (int i = 0; i < niov; i++) {

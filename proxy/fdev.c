@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define FDEV_BATCH  256 /* events taken per epoll_wait */
@@ -18,8 +19,7 @@ fdev_due(const struct fdev *f)
            ((f->want & FDEV_OUT) && (f->ready & FDEV_OUT));
 }
 
-/* Puts F on the list of the next round (the pool's first: its dead idle sockets go before any
- * request takes one). */
+/* Puts F on the list of the next round. */
 static void
 fdev_queue(struct fdev *f)
 {
@@ -29,11 +29,7 @@ fdev_queue(struct fdev *f)
     if (f->queue != NULL) {
         return;
     }
-    if (f->first) {
-        TAILQ_INSERT_HEAD(&l->ready, f, link);
-    } else {
-        TAILQ_INSERT_TAIL(&l->ready, f, link);
-    }
+    TAILQ_INSERT_TAIL(&l->ready, f, link);
     f->queue = &l->ready;
     if (!l->dispatching) {
         evtimer_add(&l->again, &now); /* from a timer or another event: run it this turn */
@@ -106,6 +102,7 @@ fdev_on_ready(evutil_socket_t fd, short what, void *arg)
     for (int round = 0; round < FDEV_ROUNDS; round++) {
         int n = epoll_wait(l->epfd, evs, FDEV_BATCH, 0);
 
+        l->round++;
         for (int i = 0; i < n; i++) {
             fdev_note(l, evs[i].data.fd, evs[i].events);
         }
@@ -217,12 +214,9 @@ fdev_move(struct fdev *to, struct fdev *from)
 {
     struct fdev_loop *l = from->loop;
 
-    *to = (struct fdev){ .loop = l,
-                         .fd = from->fd,
-                         .ready = from->ready,
-                         .stuck = from->stuck,
-                         .read_on = FDEV_IN,
-                         .first = to->first };
+    *to = (struct fdev){
+        .loop = l, .fd = from->fd, .ready = from->ready, .stuck = from->stuck, .read_on = FDEV_IN
+    };
     l->byfd[to->fd] = to;
     fdev_unqueue(from);
     if (l->current == from) {
@@ -318,14 +312,35 @@ fdev_recv(struct fdev *f, void *buf, size_t len, int flags)
     return n;
 }
 
-ssize_t
-fdev_send(struct fdev *f, const void *buf, size_t len, int flags)
+/* N of LEN bytes went: a short send filled the socket, and the kernel marked it to wake us
+ * once there is room. */
+static ssize_t
+fdev_sent(struct fdev *f, ssize_t n, size_t len)
 {
-    ssize_t n = send(f->fd, buf, len, flags);
-
-    /* A short send filled the socket, and the kernel marked it to wake us once there is room. */
     if ((n == -1 && errno == EAGAIN) || (n >= 0 && (size_t)n < len)) {
         fdev_drained(f, FDEV_OUT);
     }
     return n;
+}
+
+ssize_t
+fdev_send(struct fdev *f, const void *buf, size_t len, int flags)
+{
+    return fdev_sent(f, send(f->fd, buf, len, flags), len);
+}
+
+ssize_t
+fdev_sendv(struct fdev *f, const struct iovec *iov, int niov, int flags)
+{
+    struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)niov };
+    size_t len = 0;
+
+    if (niov == 1) {
+        /* send(): the kernel skips copying in and checking a msghdr and an iovec. */
+        return fdev_send(f, iov[0].iov_base, iov[0].iov_len, flags);
+    }
+    for (int i = 0; i < niov; i++) {
+        len += iov[i].iov_len;
+    }
+    return fdev_sent(f, sendmsg(f->fd, &msg, flags), len);
 }

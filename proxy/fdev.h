@@ -44,7 +44,6 @@ struct fdev {
     uint8_t stuck;             /* FDEV_* that never drain again: EOF (IN), error or hangup (both) */
     uint8_t want;              /* FDEV_IN: call on_read; FDEV_OUT: call on_write */
     uint8_t read_on;           /* what on_read waits for: FDEV_IN, or FDEV_OUT (TLS) */
-    uint8_t first : 1;         /* dispatched before the others of its round (the pool's) */
     event_callback_fn on_read; /* borrowed */
     event_callback_fn on_write;
     void *read_arg;
@@ -62,6 +61,7 @@ struct fdev_loop {
     size_t byfd_cap;
     struct fdev_list ready; /* to dispatch in the next round */
     struct fdev *current;   /* being dispatched; NULL once it has closed */
+    uint64_t round;         /* counts epoll_waits: what came before the last one is known */
     bool dispatching;
 };
 
@@ -105,8 +105,11 @@ void fdev_drained(struct fdev *f, uint8_t what);
 /* F is readable although epoll cannot know (TLS holds bytes read ahead). */
 void fdev_kick(struct fdev *f);
 
-/* recv() and send() on F's socket that keep its readiness (flags as theirs). */
+struct iovec;
+
+/* recv(), send() and sendmsg() on F's socket that keep its readiness (flags as theirs). */
 ssize_t fdev_recv(struct fdev *f, void *buf, size_t len, int flags);
 ssize_t fdev_send(struct fdev *f, const void *buf, size_t len, int flags);
+ssize_t fdev_sendv(struct fdev *f, const struct iovec *iov, int niov, int flags);
 
 #endif /* WSRING_PROXY_FDEV_H */

@@ -45,9 +45,9 @@ struct pool_member {
 struct pool_conn {
     struct pool_member *member;  /* borrowed; the list it is idle in */
     struct pool *pool;           /* borrowed; the owner */
-    struct fdev io;              /* owned descriptor; readable: EOF or stray bytes (first) */
+    struct fdev io;              /* owned descriptor; readable: EOF or stray bytes */
     struct event timer;          /* pool_idle_timeout */
-    struct timeval put_at;       /* the loop turn it was put in (libevent's cached time) */
+    uint64_t put_round;          /* the fdev round it was put in */
     TAILQ_ENTRY(pool_conn) link; /* in its member's idle list, or in spare */
 };
 
@@ -235,38 +235,36 @@ pool_fini(struct pool *p)
 }
 
 /*
- * A connection put in the current loop turn needs pool_still_open(); no other
- * does: the idle sockets are dispatched first in each round (fdev.h), before
- * any request of the round is handled, so the EOF (or stray bytes) of one put
- * in an earlier turn, if it came before this round's epoll_wait, has already
- * closed it. That saves a syscall on nearly every proxied request. The turn's
- * time is libevent's cached coarse clock (1-10 ms ticks), so "this turn" may
- * also take in the few turns before it: a check more, never one less.
+ * Only a connection put in the current round of its fdev loop, or one epoll
+ * called readable, needs pool_still_open(): a round notes everything its
+ * epoll_wait returned before it runs any callback (fdev.h), so the EOF (or
+ * stray bytes) of one put in an earlier round, if it came before this round's
+ * epoll_wait, is known here even when its own callback has not run yet. That
+ * saves a syscall on nearly every proxied request.
  */
 int
 pool_take(struct pool *p, const struct member *m, struct fdev *into)
 {
     struct pool_member *pm = pool_member_find(p, m, pool_hash(m));
     struct pool_conn *pc, *prev;
-    struct timeval turn;
 
     if (pm == NULL || pm->nidle == 0) {
         return -1;
     }
-    event_base_gettimeofday_cached(p->base, &turn);
     /*
      * Most recently used first: it is the least likely to have been closed by the server.
-     * Pass 0 passes over connections put this turn (they would cost a check), pass 1 checks them.
+     * Pass 0 passes over connections put this round (they would cost a check), pass 1 checks
+     * them.
      */
     for (int pass = 0; pass < 2 && pm->nidle > 0; pass++) {
         for (pc = TAILQ_LAST(&pm->idle, pool_idle_head); pc != NULL; pc = prev) {
-            bool fresh = timercmp(&turn, &pc->put_at, ==);
+            bool fresh = pc->put_round == pc->io.loop->round;
 
             prev = TAILQ_PREV(pc, pool_idle_head, link);
             if (pass == 0 && fresh) {
                 continue;
             }
-            if ((fresh || pc->io.stuck != 0) && !pool_still_open(pc)) {
+            if ((fresh || (pc->io.ready & FDEV_IN)) && !pool_still_open(pc)) {
                 pool_close(p, pc);
                 continue;
             }
@@ -302,8 +300,7 @@ pool_put(struct pool *p, const struct member *m, struct fdev *from)
     }
     pc->member = pm;
     pc->pool = p;
-    event_base_gettimeofday_cached(p->base, &pc->put_at);
-    pc->io.first = 1;
+    pc->put_round = from->loop->round;
     fdev_move(&pc->io, from);
     fdev_read(&pc->io, pool_on_readable, pc);
     evtimer_assign(&pc->timer, p->base, pool_on_idle_timeout, pc);

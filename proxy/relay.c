@@ -7,6 +7,7 @@
 #include "proxy/conn.h"
 
 #include <assert.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -267,9 +268,11 @@ static bool
 relay_has_text(const uint8_t *buf, size_t len, const char *text)
 {
     size_t n = strlen(text);
+    int first = tolower((unsigned char)text[0]);
 
     for (size_t i = 0; i + n <= len; i++) {
-        if (strncasecmp((const char *)buf + i, text, n) == 0) {
+        /* the first byte alone rules out nearly every position: no call for those */
+        if (tolower(buf[i]) == first && strncasecmp((const char *)buf + i, text, n) == 0) {
             return true;
         }
     }

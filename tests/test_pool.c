@@ -2,8 +2,8 @@
  * The backend connection pool (proxy/pool.c) on a real event base, with
  * socketpairs standing in for backend connections: per-member lists, the
  * per-member cap, members that leave or move, and the liveness rules (a
- * connection put this turn is checked, one put earlier was already closed by
- * its idle socket's callback, which runs before any request of a round).
+ * connection put this round is checked; one put earlier is checked when
+ * epoll said it became readable, even before its own callback has run).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -288,6 +287,7 @@ struct turn {
     struct fixture *f;
     int sv[2];
     int taken;
+    struct fdev request; /* a client socket whose request asks for a connection */
 };
 
 /* A turn in which the connection is put. */
@@ -310,6 +310,16 @@ on_turn_take(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     t->taken = take(t->f, "ws-a");
+}
+
+/* The request's socket is readable: one request, one take. */
+static void
+on_request(evutil_socket_t fd, short what, void *arg)
+{
+    struct turn *t = arg;
+
+    fdev_read_stop(&t->request);
+    on_turn_take(fd, what, arg);
 }
 
 /* Put, backend closes, then taken in the same turn: the check catches the EOF. */
@@ -341,7 +351,7 @@ test_connection_closed_in_its_put_turn_is_not_handed_out(void **state)
 
 /*
  * Put in one turn; then a request and the backend's EOF become ready together, the request
- * first in epoll's order: the idle socket (first in its round) still runs first and closes it.
+ * first in epoll's order: the take knows of the EOF (the round noted it) and does not hand it out.
  */
 static void
 test_connection_closed_before_a_later_turn_is_not_handed_out(void **state)
@@ -349,26 +359,22 @@ test_connection_closed_before_a_later_turn_is_not_handed_out(void **state)
     struct fixture *f = *state;
     struct turn t = { .f = f, .taken = 0 };
     int ready[2];
-    struct fdev request;
 
     assert_int_equal(member_set_add(f->set, "ws-a", "127.0.0.1:1", 1), 0);
     pair(t.sv);
     pair(ready);
-    assert_int_equal(fdev_open(&f->loop, &request, ready[0]), 0);
-    fdev_read(&request, on_turn_take, &t);
+    assert_int_equal(fdev_open(&f->loop, &t.request, ready[0]), 0);
+    fdev_read(&t.request, on_request, &t);
     event_base_once(f->base, -1, EV_TIMEOUT, on_turn_put, &t, NULL);
     event_base_loop(f->base, EVLOOP_ONCE);
     event_base_loop(f->base, EVLOOP_NONBLOCK); /* the pool's event reaches epoll */
     assert_int_equal(f->pool.nidle, 1);
-    /* libevent's turn time is a coarse clock (a tick of 1-10 ms): let it move on, else the
-     * take would see a connection put "this turn" and check it itself. */
-    nanosleep(&(struct timespec){ .tv_nsec = 50 * 1000 * 1000 }, NULL);
     assert_int_equal(write(ready[1], "x", 1), 1); /* the request first, */
     close(t.sv[1]);                               /* then the EOF */
     event_base_loop(f->base, EVLOOP_ONCE);        /* runs until no callback is left active */
     assert_int_equal(t.taken, -1);
     assert_int_equal(f->pool.nidle, 0);
-    fdev_close(&request);
+    fdev_close(&t.request);
     close(ready[0]);
     close(ready[1]);
 }
