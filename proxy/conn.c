@@ -560,7 +560,7 @@ conn_connect_next(struct conn *c)
     int one = 1;
 
     assert(c->state == CONN_CONNECTING);
-    b->eof = b->shut = b->blocked = 0; /* a new backend for this request */
+    b->eof = b->blocked = 0; /* a new backend for this request */
     for (; c->icand < c->ncand; c->icand++) {
         const struct route_backend *rb = &c->route->backends[c->cand[c->icand]];
         int fd;

@@ -53,7 +53,6 @@ struct conn_end {
     unsigned tls_plain_http : 1; /* the "TLS" handshake was a plain HTTP request */
     unsigned tls_deferred : 1;   /* an EOF or error read behind data: the next read returns it */
     unsigned eof : 1;            /* read EOF from fd */
-    unsigned shut : 1;           /* FIN sent to fd */
     unsigned blocked : 1;        /* reading stopped: the peer has pending bytes */
 };
 

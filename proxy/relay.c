@@ -181,32 +181,17 @@ relay_error_of(const struct conn_end *e)
 }
 
 /*
- * TO's input side has finished and nothing is pending toward TO: pass the
- * FIN on. A plain HTTP exchange ends with the backend's response; a
- * WebSocket ends when both directions have.
+ * A WebSocket's FROM side has finished and all it sent has been delivered.
+ * The other half is of no use (RFC 6455 s7.1.1: a WebSocket ends with its TCP
+ * connection, normally closed by the server after the closing handshake), so
+ * both are closed now, as NGINX does, instead of passing the FIN on with
+ * shutdown() and waiting for the other side's: two syscalls fewer per
+ * connection.
  */
 static void
-relay_pass_eof(struct conn *c, struct conn_end *to)
+relay_finish(struct conn *c, const struct conn_end *from)
 {
-    struct conn_end *from = &c->end[!to->side];
-
-    if (from->side == SIDE_BACKEND && !c->upgrade) {
-        conn_close(c, CLOSE_DONE);
-        return;
-    }
-    if (to->eof && from->pend_off == from->pend_len) {
-        /* Both directions are done and flushed: no need for a FIN before closing. */
-        conn_close(c, to->side == SIDE_CLIENT ? CLOSE_DONE : CLOSE_CLIENT_EOF);
-        return;
-    }
-    if (conn_io_shutdown(to) == -1) {
-        conn_close(c, relay_error_of(to));
-        return;
-    }
-    to->shut = 1;
-    if (from->shut) {
-        conn_close(c, to->side == SIDE_CLIENT ? CLOSE_DONE : CLOSE_CLIENT_EOF);
-    }
+    conn_close(c, from->side == SIDE_BACKEND ? CLOSE_DONE : CLOSE_CLIENT_EOF);
 }
 
 /*
@@ -709,7 +694,7 @@ relay_on_read(evutil_socket_t fd, short what, void *arg)
             if (c->http) {
                 relay_http_eof(c, from);
             } else if (to->pend_off == to->pend_len) {
-                relay_pass_eof(c, to);
+                relay_finish(c, from);
             }
             return;
         }
@@ -806,7 +791,7 @@ relay_on_write(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (from->eof) {
-        relay_pass_eof(c, to);
+        relay_finish(c, from);
         return;
     }
     from->blocked = 0;

@@ -11,11 +11,12 @@ import json
 import os
 import signal
 import socket
+import re
 import struct
 import threading
 import time
 
-from helpers import masked_frame, raw_handshake, read_frame
+from helpers import http_get, masked_frame, raw_handshake, read_frame
 from consul_helpers import log_lines, wait_until
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC11B65"
@@ -33,6 +34,7 @@ class SilentBackend:
         self.port = self.sock.getsockname()[1]
         self.received = b""
         self.conns = []
+        self.eofs = 0  # connections whose peer (wsring) finished
         threading.Thread(target=self._serve, daemon=True).start()
 
     @property
@@ -69,6 +71,7 @@ class SilentBackend:
             except OSError:
                 return
             if not chunk:
+                self.eofs += 1  # and it keeps its own side open, as a stuck server would
                 return
             self.received += chunk
 
@@ -109,3 +112,55 @@ def test_injected_close_after_the_clients_close_ends_tcp_at_once(env):
         assert took < 1.0, f"wsring waited {took:.2f}s (close_grace 3s) for a second Close"
     finally:
         silent.close()
+
+
+def active_connections(proxy):
+    status, body = http_get(proxy.admin_port, "/metrics")
+    assert status == 200
+    return sum(float(v) for v in re.findall(rb"^wsring_connections_active\{[^}]*\} (\S+)$",
+                                             body, re.M))
+
+
+def test_client_gone_without_close_frees_both_sockets_at_once(env):
+    # A WebSocket ends with its TCP connection (RFC 6455 s7.1.1): once the client has finished,
+    # the backend gets its EOF and wsring keeps nothing, even from a backend that never closes
+    # its own side (it used to get a FIN and wsring waited for the backend's, holding two sockets).
+    silent = SilentBackend("silent")
+    try:
+        proxy = env.wsring(f"key query:user\nbackend silent {silent.address}\n")
+        sock, _ = raw_handshake(proxy.port, "gone-1")
+        assert json.loads(read_frame(sock)[2])["backend"] == "silent"
+        wait_until(lambda: active_connections(proxy) == 1, 5, "one connection active")
+        sock.close()  # no Close frame: the client just goes
+        wait_until(lambda: silent.eofs == 1, 5, "the backend's EOF")
+        wait_until(lambda: active_connections(proxy) == 0, 5, "no connection left in wsring")
+    finally:
+        silent.close()
+
+
+def test_backend_gone_ends_the_client_connection(env):
+    # The other way: a backend that closes right after its hello ends the client's connection
+    # (the hello delivered, then EOF), with no wait for the client's own close.
+    class HelloThenClose(SilentBackend):
+        def _one(self, c):
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += c.recv(4096)
+            key = re.search(rb"(?i)sec-websocket-key:\s*(\S+)", head).group(1)
+            accept = base64.b64encode(hashlib.sha1(key + GUID.encode()).digest())
+            c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                      b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+                      + bytes([0x81, 5]) + b"hello")
+            c.close()
+
+    backend = HelloThenClose("bye")
+    try:
+        proxy = env.wsring(f"key query:user\nbackend bye {backend.address}\n")
+        sock, _ = raw_handshake(proxy.port, "gone-2")
+        sock.settimeout(5)
+        assert read_frame(sock) == (True, 1, b"hello")
+        assert sock.recv(16) == b""  # EOF
+        wait_until(lambda: active_connections(proxy) == 0, 5, "no connection left in wsring")
+        sock.close()
+    finally:
+        backend.close()
