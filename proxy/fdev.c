@@ -12,6 +12,8 @@
 #define FDEV_BATCH  256 /* events taken per epoll_wait */
 #define FDEV_ROUNDS 4   /* rounds per libevent turn, so timers and listeners get their turn */
 
+static const struct timeval fdev_now = { 0, 0 }; /* l->again: the next turn */
+
 static bool
 fdev_due(const struct fdev *f)
 {
@@ -24,7 +26,6 @@ static void
 fdev_queue(struct fdev *f)
 {
     struct fdev_loop *l = f->loop;
-    static const struct timeval now = { 0, 0 };
 
     if (f->queue != NULL) {
         return;
@@ -32,17 +33,26 @@ fdev_queue(struct fdev *f)
     TAILQ_INSERT_TAIL(&l->ready, f, link);
     f->queue = &l->ready;
     if (!l->dispatching) {
-        evtimer_add(&l->again, &now); /* from a timer or another event: run it this turn */
+        evtimer_add(&l->again, &fdev_now); /* from a timer or another event */
     }
 }
 
+/* F no longer stands for its descriptor (closed, or moved to another fdev). */
 static void
-fdev_unqueue(struct fdev *f)
+fdev_forget(struct fdev *f)
 {
+    struct fdev_loop *l = f->loop;
+
     if (f->queue != NULL) {
         TAILQ_REMOVE(f->queue, f, link);
         f->queue = NULL;
     }
+    if (l->current == f) {
+        l->current = NULL; /* the round calls nothing more on it */
+    }
+    f->loop = NULL;
+    f->fd = -1;
+    f->ready = f->stuck = f->want = 0;
 }
 
 /* What epoll said about FD. */
@@ -124,9 +134,7 @@ fdev_on_ready(evutil_socket_t fd, short what, void *arg)
     }
     l->dispatching = false;
     if (!TAILQ_EMPTY(&l->ready)) {
-        static const struct timeval zero = { 0, 0 };
-
-        evtimer_add(&l->again, &zero); /* after libevent's own events have had this turn */
+        evtimer_add(&l->again, &fdev_now); /* after libevent's own events have had this turn */
     }
 }
 
@@ -181,7 +189,7 @@ fdev_open(struct fdev_loop *l, struct fdev *f, int fd)
         l->byfd = p;
         l->byfd_cap = cap;
     }
-    /* EEXIST: forgotten by fdev_close() but not closed (a pool's owner took it back). */
+    /* EEXIST: closed by fdev_close() but not by close(), and opened again. */
     if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) == -1 &&
         (errno != EEXIST || epoll_ctl(l->epfd, EPOLL_CTL_MOD, fd, &ev) == -1)) {
         return -1;
@@ -194,19 +202,11 @@ fdev_open(struct fdev_loop *l, struct fdev *f, int fd)
 void
 fdev_close(struct fdev *f)
 {
-    struct fdev_loop *l = f->loop;
-
-    if (l == NULL) {
+    if (f->loop == NULL) {
         return;
     }
-    fdev_unqueue(f);
-    if (l->current == f) {
-        l->current = NULL;
-    }
-    l->byfd[f->fd] = NULL;
-    f->loop = NULL;
-    f->fd = -1;
-    f->ready = f->stuck = f->want = 0;
+    f->loop->byfd[f->fd] = NULL;
+    fdev_forget(f);
 }
 
 void
@@ -218,13 +218,7 @@ fdev_move(struct fdev *to, struct fdev *from)
         .loop = l, .fd = from->fd, .ready = from->ready, .stuck = from->stuck, .read_on = FDEV_IN
     };
     l->byfd[to->fd] = to;
-    fdev_unqueue(from);
-    if (l->current == from) {
-        l->current = NULL;
-    }
-    from->loop = NULL;
-    from->fd = -1;
-    from->ready = from->stuck = from->want = 0;
+    fdev_forget(from);
 }
 
 static void
