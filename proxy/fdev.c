@@ -21,13 +21,13 @@ fdev_due(const struct fdev *f)
            ((f->want & FDEV_OUT) && (f->ready & FDEV_OUT));
 }
 
-/* Puts F on the list of the next round. */
+/* Puts F on the list of the next round when it is ready for what it wants. */
 static void
 fdev_queue(struct fdev *f)
 {
     struct fdev_loop *l = f->loop;
 
-    if (f->queue != NULL) {
+    if (f->queue != NULL || !fdev_due(f)) {
         return;
     }
     TAILQ_INSERT_TAIL(&l->ready, f, link);
@@ -71,9 +71,7 @@ fdev_note(struct fdev_loop *l, int fd, uint32_t events)
     }
     f->ready |=
         f->stuck | ((events & EPOLLIN) ? FDEV_IN : 0) | ((events & EPOLLOUT) ? FDEV_OUT : 0);
-    if (fdev_due(f)) {
-        fdev_queue(f);
-    }
+    fdev_queue(f);
 }
 
 /* Calls F's callbacks for what it is ready for; a callback may close F, or free it. */
@@ -87,7 +85,7 @@ fdev_run(struct fdev_loop *l, struct fdev *f)
     if (l->current == f && (f->want & FDEV_OUT) && (f->ready & FDEV_OUT)) {
         f->on_write(f->fd, EV_WRITE, f->write_arg);
     }
-    if (l->current == f && fdev_due(f)) {
+    if (l->current == f) {
         fdev_queue(f); /* stopped before draining (fairness): again in the next round */
     }
     l->current = NULL;
@@ -226,9 +224,7 @@ fdev_want(struct fdev *f, uint8_t what, bool on)
 {
     if (on) {
         f->want |= what;
-        if (fdev_due(f)) {
-            fdev_queue(f);
-        }
+        fdev_queue(f);
     } else {
         f->want &= (uint8_t)~what;
     }
@@ -246,9 +242,7 @@ void
 fdev_read_on(struct fdev *f, uint8_t what)
 {
     f->read_on = what;
-    if (fdev_due(f)) {
-        fdev_queue(f);
-    }
+    fdev_queue(f);
 }
 
 void
@@ -288,9 +282,7 @@ fdev_kick(struct fdev *f)
 {
     if (f->loop != NULL) {
         f->ready |= FDEV_IN;
-        if (fdev_due(f)) {
-            fdev_queue(f);
-        }
+        fdev_queue(f);
     }
 }
 

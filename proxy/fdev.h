@@ -94,12 +94,6 @@ fdev_is_open(const struct fdev *f)
     return f->loop != NULL;
 }
 
-static inline bool
-fdev_reading(const struct fdev *f)
-{
-    return (f->want & FDEV_IN) != 0;
-}
-
 /* WHAT (FDEV_IN or FDEV_OUT) would block now: wait for epoll to say otherwise. */
 void fdev_drained(struct fdev *f, uint8_t what);
 /* F is readable although epoll cannot know (TLS holds bytes read ahead). */
