@@ -4,10 +4,10 @@
 
 PROG      := wsring
 VERSION   := 0.1.0
-PKGS      := libevent libevent_pthreads libevent_openssl libcurl jansson openssl libxxhash
+PKGS      := libevent libevent_pthreads libevent_openssl libcurl jansson openssl libxxhash liburing
 TEST_PKGS := cmocka
 DEB_PKGS  := build-essential pkg-config clang libclang-rt-14-dev clang-format libevent-dev \
-             libcurl4-openssl-dev libjansson-dev libssl-dev libxxhash-dev libcmocka-dev \
+             libcurl4-openssl-dev libjansson-dev libssl-dev libxxhash-dev liburing-dev libcmocka-dev \
              python3 python3-pytest python3-websockets python3-prometheus-client python3-requests \
              python3-cryptography curl \
              chromium systemd etcd-server etcd-client openssl \

@@ -92,6 +92,7 @@ conn_start(struct worker *w, const struct worker_listener *listener, int fd,
     c->proto = listener->proto;
     c->route = route_ref(w->route);
     c->end[SIDE_CLIENT].fd = fd;
+    c->end[SIDE_CLIENT].io.ahead = 1; /* plain until TLS says otherwise (conn_io_tls_watch) */
     c->end[SIDE_CLIENT].side = SIDE_CLIENT;
     c->end[SIDE_BACKEND].fd = -1;
     c->end[SIDE_BACKEND].side = SIDE_BACKEND;
@@ -598,6 +599,7 @@ conn_connect_next(struct conn *c)
             break; /* out of memory: no other member would fare better */
         }
         b->fd = fd;
+        b->io.ahead = 1; /* plain until TLS says otherwise (conn_io_tls_watch) */
         fdev_write(&b->io, conn_on_connected, c);
         evtimer_del(&c->timer);
         evtimer_assign(&c->timer, c->worker->base, conn_on_connect_timeout, c);

@@ -138,6 +138,10 @@ void relay_close_gently(struct conn *c, uint16_t code, enum close_reason reason)
 void relay_start(struct conn *c);
 /* The relay's read callback; ARG is the conn_end that became readable. */
 void relay_on_read(evutil_socket_t fd, short what, void *arg);
+/* The worker's fdev send batch (fdev_send_later): a relay end's pending bytes, and how many went.
+ */
+void relay_send_prep(struct fdev *f, const void **buf, size_t *len);
+void relay_send_done(struct fdev *f, ssize_t n);
 /* http: the exchange is over; reads the client's next request (conn.c). */
 void conn_next_request(struct conn *c);
 /*

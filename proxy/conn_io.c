@@ -119,6 +119,7 @@ conn_io_tls_watch(struct conn_end *e)
 
     BIO_set_callback_arg(rbio, (char *)&e->io);
     BIO_set_callback_ex(rbio, conn_io_bio_watch);
+    e->io.ahead = 0; /* OpenSSL reads the socket itself */
 }
 
 ssize_t

@@ -3,6 +3,8 @@
  * worker's scratch buffer to the peer socket; only what the peer cannot take
  * at once is kept (in the peer's pend buffer), and while it is kept the side
  * that produced it is not read: backpressure without per-message allocation.
+ * With io_uring, a small read is kept there too, for the round's send batch
+ * (fdev_send_later): one syscall sends it with every other.
  */
 #include "proxy/conn.h"
 
@@ -27,8 +29,12 @@
 
 #define RELAY_READS_PER_WAKEUP 4 /* fairness between connections of one worker */
 
+/* Up to this many bytes go in the round's send batch: a copy costs less than a syscall. */
+#define RELAY_SEND_LATER_MAX (16 * 1024)
+
 static void relay_inject_close(struct conn *c);
 static void relay_on_write(evutil_socket_t fd, short what, void *arg);
+static int relay_keep(struct conn_end *e, const uint8_t *buf, size_t len);
 
 static struct conn *
 relay_conn_of(struct conn_end *e)
@@ -36,6 +42,33 @@ relay_conn_of(struct conn_end *e)
     struct conn_end *first = e - e->side;
 
     return (struct conn *)((char *)first - offsetof(struct conn, end));
+}
+
+static struct conn_end *
+relay_end_of(struct fdev *f)
+{
+    return (struct conn_end *)((char *)f - offsetof(struct conn_end, io));
+}
+
+/*
+ * Keeps the NIOV pieces at IOV (TOTAL bytes) for TO's socket when they are small enough for
+ * the round's send batch. Returns 1 if kept, 0 if they must go now, -1 after conn_close.
+ */
+static int
+relay_send_later(struct conn *c, struct conn_end *to, const struct iovec *iov, int niov,
+                 size_t total)
+{
+    if (total > RELAY_SEND_LATER_MAX || to->ssl != NULL || !fdev_can_send_later(&to->io)) {
+        return 0;
+    }
+    for (int i = 0; i < niov; i++) {
+        if (relay_keep(to, iov[i].iov_base, iov[i].iov_len) == -1) {
+            conn_close(c, CLOSE_NO_MEMORY);
+            return -1;
+        }
+    }
+    fdev_send_later(&to->io);
+    return 1;
 }
 
 /*
@@ -210,6 +243,11 @@ relay_sendv(struct conn *c, struct conn_end *from, struct conn_end *to, const st
     }
     /* Bytes already waiting go first (an HTTP response may arrive in two sends per read). */
     if (to->pend_off == to->pend_len) {
+        int later = relay_send_later(c, to, iov, niov, total);
+
+        if (later != 0) {
+            return later == 1 ? 0 : -1;
+        }
         n = conn_io_sendv(to, iov, niov);
     }
     if (n == -1) {
@@ -745,18 +783,14 @@ relay_on_read(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* N of TO's pending bytes went (-1: errno says why none did). */
 static void
-relay_on_write(evutil_socket_t fd, short what, void *arg)
+relay_sent(struct conn_end *to, ssize_t n)
 {
-    struct conn_end *to = arg;
     struct conn *c = relay_conn_of(to);
     struct conn_end *from = &c->end[!to->side];
-    ssize_t n;
 
-    (void)fd;
-    (void)what;
     assert(c->state == CONN_RELAY || c->state == CONN_MIGRATING || c->state == CONN_CLOSE_SENT);
-    n = conn_io_send(to, to->pend + to->pend_off, to->pend_len - to->pend_off);
     if (n == -1) {
         if (errno != EAGAIN && errno != EINTR) {
             if (to->side == SIDE_BACKEND && relay_can_replay(c, false)) {
@@ -764,11 +798,13 @@ relay_on_write(evutil_socket_t fd, short what, void *arg)
                 return;
             }
             conn_close(c, relay_error_of(to));
+            return;
         }
-        return;
+        n = 0;
     }
     to->pend_off += (size_t)n;
     if (to->pend_off < to->pend_len) {
+        fdev_write(&to->io, relay_on_write, to); /* the rest when there is room */
         return;
     }
     to->pend_off = to->pend_len = 0;
@@ -796,4 +832,33 @@ relay_on_write(evutil_socket_t fd, short what, void *arg)
     }
     from->blocked = 0;
     conn_io_resume_read(from);
+}
+
+static void
+relay_on_write(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn_end *to = arg;
+
+    (void)fd;
+    (void)what;
+    relay_sent(to, conn_io_send(to, to->pend + to->pend_off, to->pend_len - to->pend_off));
+}
+
+void
+relay_send_prep(struct fdev *f, const void **buf, size_t *len)
+{
+    struct conn_end *e = relay_end_of(f);
+
+    *buf = e->pend + e->pend_off;
+    *len = e->pend_len - e->pend_off;
+}
+
+void
+relay_send_done(struct fdev *f, ssize_t n)
+{
+    if (n < 0) {
+        errno = (int)-n;
+        n = -1;
+    }
+    relay_sent(relay_end_of(f), n);
 }

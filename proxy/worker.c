@@ -320,7 +320,8 @@ worker_create(unsigned id, const struct conf *conf, struct route *route,
     w->rand_state = id * 2654435761u + (unsigned)time(NULL);
     w->on_main = main_base != NULL;
     w->base = w->on_main ? main_base : worker_base_new();
-    if (w->base == NULL || fdev_loop_init(&w->fdev, w->base) == -1) {
+    if (w->base == NULL ||
+        fdev_loop_init(&w->fdev, w->base, relay_send_prep, relay_send_done) == -1) {
         snprintf(err, err_len, "event loop: %s", strerror(errno));
         worker_destroy(w);
         return NULL;

@@ -39,7 +39,7 @@ setup(void **state)
 
     f.base = worker_base_new();
     assert_non_null(f.base);
-    assert_int_equal(fdev_loop_init(&f.loop, f.base), 0);
+    assert_int_equal(fdev_loop_init(&f.loop, f.base, NULL, NULL), 0);
     pool_init(&f.pool, f.base);
     f.set = member_set_create();
     assert_non_null(f.set);
