@@ -92,7 +92,7 @@ conn_start(struct worker *w, const struct worker_listener *listener, int fd,
     c->proto = listener->proto;
     c->route = route_ref(w->route);
     c->end[SIDE_CLIENT].fd = fd;
-    c->end[SIDE_CLIENT].io.ahead = 1; /* plain until TLS says otherwise (conn_io_tls_watch) */
+    c->end[SIDE_CLIENT].io.ahead = 1; /* TLS reads through fdev too (conn_io_bio_new) */
     c->end[SIDE_CLIENT].side = SIDE_CLIENT;
     c->end[SIDE_BACKEND].fd = -1;
     c->end[SIDE_BACKEND].side = SIDE_BACKEND;
@@ -109,12 +109,12 @@ conn_start(struct worker *w, const struct worker_listener *listener, int fd,
         /* The certificate in force now (SIGHUP swaps it for later connections only). */
         SSL_CTX *ctx = c->route->settings->tls_server;
 
-        c->end[SIDE_CLIENT].ssl = ctx != NULL ? tls_server_new(ctx, fd) : NULL;
+        c->end[SIDE_CLIENT].ssl =
+            ctx != NULL ? tls_server_new(ctx, conn_io_bio_new(&c->end[SIDE_CLIENT])) : NULL;
         if (c->end[SIDE_CLIENT].ssl == NULL) {
             conn_close(c, CLOSE_TLS_HANDSHAKE); /* no answer: it would be plaintext */
             return;
         }
-        conn_io_tls_watch(&c->end[SIDE_CLIENT]);
     }
     fdev_read(&c->end[SIDE_CLIENT].io, conn_on_client_read, c);
     /* One deadline for the whole head, so a client dripping bytes cannot extend it. */
@@ -599,7 +599,7 @@ conn_connect_next(struct conn *c)
             break; /* out of memory: no other member would fare better */
         }
         b->fd = fd;
-        b->io.ahead = 1; /* plain until TLS says otherwise (conn_io_tls_watch) */
+        b->io.ahead = 1; /* TLS reads through fdev too (conn_io_bio_new) */
         fdev_write(&b->io, conn_on_connected, c);
         evtimer_del(&c->timer);
         evtimer_assign(&c->timer, c->worker->base, conn_on_connect_timeout, c);
@@ -640,9 +640,8 @@ conn_backend_failed(struct conn *c, const char *event, const char *why)
     route_mark_down(c->route, c->cand[c->icand], route_now_ms() + c->route->conf->down_hold_ms);
     /* Not conn_end_close(): the pending bytes (the forwarded head) go to the next candidate. */
     evtimer_del(&c->timer);
-    fdev_close(&b->io);
     conn_io_tls_free(b);
-    close(b->fd);
+    fdev_close_fd(&b->io, b->fd);
     b->fd = -1;
     c->icand++;
     conn_connect_next(c);
@@ -702,6 +701,20 @@ conn_on_backend_tls(evutil_socket_t fd, short what, void *arg)
     conn_backend_tls_step(c);
 }
 
+void
+conn_head_sent(struct conn *c, ssize_t n)
+{
+    struct conn_end *b = &c->end[SIDE_BACKEND];
+
+    assert(c->state == CONN_CONNECTING);
+    if (n >= 0 || errno == EAGAIN || errno == EINTR) {
+        b->pend_off = n > 0 ? (size_t)n : 0;
+        conn_connected(c, member_set_at(ring_members(c->route->ring), c->cand[c->icand]));
+        return;
+    }
+    conn_backend_failed(c, "backend_down", strerror(errno));
+}
+
 static void
 conn_on_connected(evutil_socket_t fd, short what, void *arg)
 {
@@ -714,28 +727,28 @@ conn_on_connected(evutil_socket_t fd, short what, void *arg)
     assert(c->state == CONN_CONNECTING);
     if ((what & EV_WRITE) && c->route->settings->tls_backend == NULL) {
         /* Sending the head tells whether the connect worked (a failed one fails the send with its
-         * error), one syscall fewer than asking SO_ERROR first. */
-        ssize_t n = fdev_send(&b->io, b->pend, b->pend_len, MSG_NOSIGNAL | MSG_DONTWAIT);
-
-        if (n >= 0 || errno == EAGAIN || errno == EINTR) {
-            b->pend_off = n > 0 ? (size_t)n : 0;
-            conn_connected(c, m);
+         * error), one syscall fewer than asking SO_ERROR first; in the round's batch if it can. */
+        if (fdev_can_send_later(&b->io)) {
+            fdev_write_stop(&b->io);
+            fdev_send_later(&b->io); /* conn_head_sent() hears how it went */
             return;
         }
-        err = errno;
-    } else if ((what & EV_WRITE) && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1) {
+        conn_head_sent(c, fdev_send(&b->io, b->pend, b->pend_len, MSG_NOSIGNAL | MSG_DONTWAIT));
+        return;
+    }
+    if ((what & EV_WRITE) && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1) {
         err = errno;
     }
     if (err != 0) {
         conn_backend_failed(c, "backend_down", strerror(err));
         return;
     }
-    b->ssl = tls_backend_new(c->route->settings->tls_backend, c->route->conf, m, fd);
+    b->ssl =
+        tls_backend_new(c->route->settings->tls_backend, c->route->conf, m, conn_io_bio_new(b));
     if (b->ssl == NULL) {
         conn_close(c, CLOSE_NO_MEMORY);
         return;
     }
-    conn_io_tls_watch(b);
     conn_backend_tls_step(c);
 }
 
@@ -803,8 +816,7 @@ conn_replay(struct conn *c)
 
     assert(c->http && c->replay_len > 0 && !c->replayed);
     log_msg(LOG_DEBUG, "event=backend_replay member=%s bytes=%zu", c->member->id, c->replay_len);
-    fdev_close(&b->io);
-    close(b->fd);
+    fdev_close_fd(&b->io, b->fd);
     b->fd = -1;
     b->pend_off = 0;
     b->pend_len = c->replay_len;
@@ -912,9 +924,8 @@ void
 conn_end_close(struct conn_end *e)
 {
     if (e->fd != -1) {
-        fdev_close(&e->io);
-        conn_io_tls_free(e);
-        close(e->fd);
+        conn_io_tls_free(e); /* its close_notify goes through the fdev */
+        fdev_close_fd(&e->io, e->fd);
         e->fd = -1;
     }
     free(e->pend);

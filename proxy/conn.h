@@ -138,6 +138,9 @@ void relay_close_gently(struct conn *c, uint16_t code, enum close_reason reason)
 void relay_start(struct conn *c);
 /* The relay's read callback; ARG is the conn_end that became readable. */
 void relay_on_read(evutil_socket_t fd, short what, void *arg);
+/* A fresh plain backend connection sent N bytes of the head (-1: errno), which also says
+ * whether its connect worked: relay, or try the next candidate. */
+void conn_head_sent(struct conn *c, ssize_t n);
 /* The worker's fdev send batch (fdev_send_later): a relay end's pending bytes, and how many went.
  */
 void relay_send_prep(struct fdev *f, const void **buf, size_t *len);

@@ -2,6 +2,7 @@
 #include "proxy/conn_io.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -93,33 +94,86 @@ conn_io_tls_recv(struct conn_end *e, void *buf, size_t len)
     return (ssize_t)got;
 }
 
-/*
- * OpenSSL's reads from the socket of the end whose fdev is the BIO's callback
- * argument: read-ahead asks for a whole buffer, so a read that returns less
- * emptied the socket, and the end waits for epoll instead of paying for one
- * more read that would say EAGAIN.
- */
-static long
-conn_io_bio_watch(BIO *b, int oper, const char *argp, size_t len, int argi, long argl, int ret,
-                  size_t *processed)
+/* ---- the fdev BIO ---- */
+
+static BIO_METHOD *conn_io_bio_method;
+static pthread_once_t conn_io_bio_once = PTHREAD_ONCE_INIT;
+
+static int
+conn_io_bio_read(BIO *b, char *buf, size_t len, size_t *done)
 {
-    (void)argp;
-    (void)argi;
-    (void)argl;
-    if (oper == (BIO_CB_READ | BIO_CB_RETURN) && ret > 0 && processed != NULL && *processed < len) {
-        fdev_drained((struct fdev *)BIO_get_callback_arg(b), FDEV_IN);
+    ssize_t n = fdev_recv(BIO_get_data(b), buf, len, 0);
+
+    BIO_clear_retry_flags(b);
+    if (n > 0) {
+        *done = (size_t)n;
+        return 1;
     }
-    return ret;
+    if (n == 0) {
+        BIO_set_flags(b, BIO_FLAGS_IN_EOF); /* BIO_eof(): OpenSSL tells an unexpected EOF by it */
+    } else if (errno == EAGAIN || errno == EINTR) {
+        BIO_set_retry_read(b);
+    }
+    return 0; /* errno stays for SSL_ERROR_SYSCALL */
 }
 
-void
-conn_io_tls_watch(struct conn_end *e)
+static int
+conn_io_bio_write(BIO *b, const char *buf, size_t len, size_t *done)
 {
-    BIO *rbio = SSL_get_rbio(e->ssl);
+    ssize_t n = fdev_send(BIO_get_data(b), buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 
-    BIO_set_callback_arg(rbio, (char *)&e->io);
-    BIO_set_callback_ex(rbio, conn_io_bio_watch);
-    e->io.ahead = 0; /* OpenSSL reads the socket itself */
+    BIO_clear_retry_flags(b);
+    if (n >= 0) {
+        *done = (size_t)n;
+        return 1;
+    }
+    if (errno == EAGAIN || errno == EINTR) {
+        BIO_set_retry_write(b);
+    }
+    return 0;
+}
+
+static long
+conn_io_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)num;
+    (void)ptr;
+    switch (cmd) {
+    case BIO_CTRL_FLUSH:
+        return 1; /* every write went to the socket already */
+    case BIO_CTRL_EOF:
+        return BIO_test_flags(b, BIO_FLAGS_IN_EOF) != 0;
+    default:
+        return 0;
+    }
+}
+
+static void
+conn_io_bio_method_new(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "wsring fdev");
+
+    if (m != NULL && (BIO_meth_set_read_ex(m, conn_io_bio_read) != 1 ||
+                      BIO_meth_set_write_ex(m, conn_io_bio_write) != 1 ||
+                      BIO_meth_set_ctrl(m, conn_io_bio_ctrl) != 1)) {
+        BIO_meth_free(m);
+        m = NULL;
+    }
+    conn_io_bio_method = m;
+}
+
+BIO *
+conn_io_bio_new(struct conn_end *e)
+{
+    BIO *b;
+
+    pthread_once(&conn_io_bio_once, conn_io_bio_method_new);
+    if (conn_io_bio_method == NULL || (b = BIO_new(conn_io_bio_method)) == NULL) {
+        return NULL;
+    }
+    BIO_set_data(b, &e->io);
+    BIO_set_init(b, 1);
+    return b;
 }
 
 ssize_t

@@ -34,8 +34,12 @@ ssize_t conn_io_sendv(struct conn_end *e, const struct iovec *iov, int niov);
 bool conn_io_has_pending(const struct conn_end *e);
 /* (Re)starts reading E, at once when TLS holds bytes. */
 void conn_io_resume_read(struct conn_end *e);
-/* Lets E's TLS reads keep its readiness (call once E->ssl is set on E's socket). */
-void conn_io_tls_watch(struct conn_end *e);
+/*
+ * A BIO for OpenSSL on E's socket that reads and writes through E's fdev, so
+ * TLS keeps the end's readiness and has its reads done ahead in the worker's
+ * batch like a plain end's. NULL on ENOMEM.
+ */
+struct bio_st *conn_io_bio_new(struct conn_end *e);
 /* True while E's TLS handshake has not finished (false for a plain end). */
 bool conn_io_in_handshake(const struct conn_end *e);
 /*

@@ -133,10 +133,14 @@ fdev_loop_start_batches(struct fdev_loop *l)
     if (l->ring == NULL || l->slots == NULL) {
         return;
     }
-    /* Linux 6.1; without the flags the ring works the same, a little slower. */
-    if (io_uring_queue_init_params(FDEV_SLOTS, l->ring, &p) < 0) {
-        memset(&p, 0, sizeof(p));
-        if (io_uring_queue_init_params(FDEV_SLOTS, l->ring, &p) < 0) {
+    /*
+     * Linux 6.1; 5.18 has SUBMIT_ALL without the other two, which it runs a little slower.
+     * Older kernels go without batches: we rely on MSG_DONTWAIT completing every operation
+     * inside io_uring_enter, as these do.
+     */
+    if (io_uring_queue_init_params(2 * FDEV_SLOTS, l->ring, &p) < 0) {
+        p = (struct io_uring_params){ .flags = IORING_SETUP_SUBMIT_ALL };
+        if (io_uring_queue_init_params(2 * FDEV_SLOTS, l->ring, &p) < 0) {
             free(l->ring);
             l->ring = NULL;
             return; /* seccomp (Docker's default profile), io_uring_disabled, old kernels */
@@ -228,17 +232,18 @@ fdev_read_ahead(struct fdev_loop *l, struct fdev_list *now)
     }
 }
 
-/* Sends what the round's callbacks put off, in one call, then tells each owner. */
+/* Sends what the round's callbacks put off and closes what they closed, in one call, then
+ * tells each sender. */
 static void
-fdev_flush_sends(struct fdev_loop *l)
+fdev_round_end(struct fdev_loop *l)
 {
     size_t len[FDEV_SLOTS];
-    unsigned k = 0;
+    unsigned k = 0, nclose = l->nclose;
 
-    if (l->nsend == 0) {
+    if (l->nsend == 0 && nclose == 0) {
         return;
     }
-    l->flushing = true; /* what the owners send now goes at once */
+    l->flushing = true; /* what the owners send or close now goes at once */
     for (unsigned i = 0; i < l->nsend; i++) {
         struct fdev *f = l->sendq[i];
         struct io_uring_sqe *sqe;
@@ -259,8 +264,24 @@ fdev_flush_sends(struct fdev_loop *l)
         l->res[i] = FDEV_NOT_TRIED;
         k++;
     }
+    for (unsigned i = 0; i < nclose; i++) {
+        struct io_uring_sqe *sqe = l->ring_state == 1 ? io_uring_get_sqe(l->ring) : NULL;
+
+        l->res[FDEV_SLOTS + i] = FDEV_NOT_TRIED;
+        if (sqe != NULL) {
+            io_uring_prep_close(sqe, l->closeq[i]);
+            sqe->user_data = FDEV_SLOTS + i;
+            k++;
+        }
+    }
+    l->nclose = 0;
     if (k > 0) {
         fdev_ring_run(l, k);
+    }
+    for (unsigned i = 0; i < nclose; i++) {
+        if (l->res[FDEV_SLOTS + i] == FDEV_NOT_TRIED) {
+            close(l->closeq[i]); /* no batch after all (nothing reused its number meanwhile) */
+        }
     }
     for (unsigned i = 0; i < l->nsend; i++) {
         struct fdev *f = l->sendq[i];
@@ -341,7 +362,7 @@ fdev_on_ready(evutil_socket_t fd, short what, void *arg)
             f->queue = NULL;
             fdev_run(l, f);
         }
-        fdev_flush_sends(l);
+        fdev_round_end(l);
         if (n < FDEV_BATCH && TAILQ_EMPTY(&l->ready)) {
             break;
         }
@@ -434,6 +455,20 @@ fdev_close(struct fdev *f)
     }
     f->loop->byfd[f->fd] = NULL;
     fdev_forget(f);
+}
+
+void
+fdev_close_fd(struct fdev *f, int fd)
+{
+    struct fdev_loop *l = f->loop;
+
+    fdev_close(f);
+    if (l != NULL && l->ring_state == 1 && l->dispatching && !l->flushing &&
+        l->nclose < FDEV_SLOTS) {
+        l->closeq[l->nclose++] = fd; /* its number stays taken until then: no mix-up */
+        return;
+    }
+    close(fd);
 }
 
 void

@@ -45,7 +45,7 @@ enum {
     FDEV_HELD = 0x4 /* ready: a read done ahead (bytes, EOF or error) waits for fdev_recv() */
 };
 
-#define FDEV_SLOTS     256  /* reads ahead per round, and sends per batch */
+#define FDEV_SLOTS     256  /* reads ahead per round; sends, and closes, per batch */
 #define FDEV_SLOT_SIZE 4096 /* bytes a read ahead takes: a message, a request, a head */
 
 struct fdev_loop;
@@ -98,8 +98,10 @@ struct fdev_loop {
     unsigned nfree;
     struct fdev *sendq[FDEV_SLOTS]; /* NULL: closed since */
     unsigned nsend;
+    int closeq[FDEV_SLOTS]; /* descriptors to close with the sends */
+    unsigned nclose;
     bool flushing;
-    int32_t res[FDEV_SLOTS]; /* a batch's results */
+    int32_t res[2 * FDEV_SLOTS]; /* a batch's results: sends, then closes at FDEV_SLOTS */
     fdev_send_prep_fn send_prep;
     fdev_send_done_fn send_done;
 };
@@ -118,6 +120,8 @@ void fdev_loop_fini(struct fdev_loop *l);
 int fdev_open(struct fdev_loop *l, struct fdev *f, int fd);
 /* F forgets its descriptor, which the caller closes (that removes it from the epoll set). */
 void fdev_close(struct fdev *f);
+/* fdev_close(F), then closes FD: at the round's end with its sends, when in a round. */
+void fdev_close_fd(struct fdev *f, int fd);
 /* Hands FROM's descriptor, readiness and all, to TO (not open); no callback is kept. */
 void fdev_move(struct fdev *to, struct fdev *from);
 

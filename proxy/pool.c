@@ -158,8 +158,7 @@ pool_close(struct pool *p, struct pool_conn *pc)
     pc->member->nidle--;
     p->nidle--;
     evtimer_del(&pc->timer);
-    close(pc->io.fd);
-    fdev_close(&pc->io);
+    fdev_close_fd(&pc->io, pc->io.fd);
     free(pc);
 }
 

@@ -856,9 +856,15 @@ relay_send_prep(struct fdev *f, const void **buf, size_t *len)
 void
 relay_send_done(struct fdev *f, ssize_t n)
 {
+    struct conn_end *e = relay_end_of(f);
+
     if (n < 0) {
         errno = (int)-n;
         n = -1;
     }
-    relay_sent(relay_end_of(f), n);
+    if (relay_conn_of(e)->state == CONN_CONNECTING) {
+        conn_head_sent(relay_conn_of(e), n); /* conn_on_connected put it off */
+        return;
+    }
+    relay_sent(e, n);
 }

@@ -261,15 +261,16 @@ tls_keep_ticket_keys(SSL_CTX *to, SSL_CTX *from)
 }
 
 SSL *
-tls_server_new(SSL_CTX *ctx, int fd)
+tls_server_new(SSL_CTX *ctx, BIO *bio)
 {
-    SSL *ssl = SSL_new(ctx);
+    SSL *ssl = bio != NULL ? SSL_new(ctx) : NULL;
 
-    if (ssl == NULL || SSL_set_fd(ssl, fd) != 1) {
-        SSL_free(ssl);
+    if (ssl == NULL) {
+        BIO_free(bio);
         ERR_clear_error();
         return NULL;
     }
+    SSL_set_bio(ssl, bio, bio);
     SSL_set_accept_state(ssl);
     return ssl;
 }
@@ -302,23 +303,24 @@ tls_member_host(const char *address, char out[TLS_HOST_MAX])
 }
 
 SSL *
-tls_backend_new(SSL_CTX *ctx, const struct conf *conf, const struct member *m, int fd)
+tls_backend_new(SSL_CTX *ctx, const struct conf *conf, const struct member *m, BIO *bio)
 {
     char host[TLS_HOST_MAX];
     const char *name = conf->backend_tls_server_name;
     unsigned char ip[sizeof(struct in6_addr)];
-    SSL *ssl = SSL_new(ctx);
+    SSL *ssl = bio != NULL ? SSL_new(ctx) : NULL;
     bool is_ip;
-    int ok;
+    int ok = 1;
 
     if (ssl == NULL) {
+        BIO_free(bio);
         return NULL;
     }
+    SSL_set_bio(ssl, bio, bio);
     if (name == NULL) {
         name = tls_member_host(m->address, host) ? host : "";
     }
     is_ip = inet_pton(AF_INET, name, ip) == 1 || inet_pton(AF_INET6, name, ip) == 1;
-    ok = SSL_set_fd(ssl, fd) == 1;
     if (is_ip) {
         /* RFC 6066 §3: no IP literals in SNI; the certificate's IP entries are checked. */
         ok = ok && X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) == 1;

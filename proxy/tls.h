@@ -34,18 +34,19 @@ int tls_contexts_create(const struct conf *conf, SSL_CTX **server, SSL_CTX **bac
  */
 void tls_keep_ticket_keys(SSL_CTX *to, SSL_CTX *from);
 /*
- * A new client SSL on FD for a connection to member M: certificate checked
- * against backend_tls_server_name, or else M's host (by IP entry when it is
- * an address); SNI sent for names only. Returns NULL on ENOMEM.
+ * A new client SSL on BIO (which it owns, NULL for ENOMEM) for a connection to
+ * member M: certificate checked against backend_tls_server_name, or else M's
+ * host (by IP entry when it is an address); SNI sent for names only. Returns
+ * NULL on ENOMEM.
  */
-SSL *tls_backend_new(SSL_CTX *ctx, const struct conf *conf, const struct member *m, int fd);
+SSL *tls_backend_new(SSL_CTX *ctx, const struct conf *conf, const struct member *m, BIO *bio);
 /*
  * The host of a member ADDRESS ("host:port", "[v6]:port", or a bare host)
  * into OUT: what its certificate must name. Returns false for an empty or
  * too long host, or a "[" without "]". Pure.
  */
 bool tls_member_host(const char *address, char out[TLS_HOST_MAX]);
-/* A new server SSL on FD, or NULL on ENOMEM. */
-SSL *tls_server_new(SSL_CTX *ctx, int fd);
+/* A new server SSL on BIO (which it owns, NULL for ENOMEM), or NULL on ENOMEM. */
+SSL *tls_server_new(SSL_CTX *ctx, BIO *bio);
 
 #endif /* WSRING_PROXY_TLS_H */

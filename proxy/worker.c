@@ -106,11 +106,22 @@ worker_on_accept(evutil_socket_t lfd, short what, void *arg)
     }
 }
 
+/* In the thread that runs W: its io_uring batches take one issuer. */
+static void
+worker_start_batches(struct worker *w)
+{
+    fdev_loop_start_batches(&w->fdev);
+    if (w->id == 0) {
+        log_msg(LOG_INFO, "event=io_uring state=%s", w->fdev.ring_state == 1 ? "on" : "off");
+    }
+}
+
 static void *
 worker_main(void *arg)
 {
     struct worker *w = arg;
 
+    worker_start_batches(w);
     event_base_dispatch(w->base);
     return NULL;
 }
@@ -367,6 +378,7 @@ int
 worker_start(struct worker *w)
 {
     if (w->on_main) {
+        worker_start_batches(w);
         return 0; /* the main loop runs it */
     }
     return pthread_create(&w->thread, NULL, worker_main, w) == 0 ? 0 : -1;

@@ -7,6 +7,7 @@
  * another callback of the same round is never called.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -331,6 +332,44 @@ test_bytes_read_ahead_move_with_the_descriptor(void **state)
     reader_close(&other);
 }
 
+static int closed_fd = -1;
+static int open_in_round; /* the descriptor was still open after fdev_close_fd() in the round */
+
+static void
+on_read_close(evutil_socket_t fd, short what, void *arg)
+{
+    struct reader *r = arg;
+    char c;
+
+    (void)what;
+    assert_int_equal(fdev_recv(&r->io, &c, 1, 0), 1); /* unread bytes would make it a reset */
+    fdev_close_fd(&r->io, fd);
+    closed_fd = fd;
+    open_in_round = fcntl(fd, F_GETFD) != -1;
+}
+
+/* fdev_close_fd() in a round: the descriptor goes with the round's batch (its number stays
+ * taken until then), else at once; either way it is closed once the round is over. */
+static void
+test_descriptor_closed_in_a_round_is_closed_after_it(void **state)
+{
+    struct fixture *f = *state;
+    struct reader r;
+    char c;
+
+    reader_open(f, &r, 1);
+    fdev_read(&r.io, on_read_close, &r);
+    closed_fd = -1;
+    assert_int_equal(write(r.peer, "x", 1), 1);
+    turns(f);
+    assert_int_not_equal(closed_fd, -1);
+    assert_int_equal(open_in_round, f->loop.ring_state == 1);
+    assert_int_equal(fcntl(closed_fd, F_GETFD), -1);
+    assert_int_equal(errno, EBADF);
+    assert_int_equal(read(r.peer, &c, 1), 0); /* the peer sees the close */
+    close(r.peer);
+}
+
 /* ---- the send batch ---- */
 
 struct sender {
@@ -508,6 +547,7 @@ main(void)
         BOTH(test_socket_closed_by_another_callback_is_not_called),
         BOTH(test_writer_waits_for_room),
         BOTH(test_bytes_of_a_reader_stopped_in_its_round_wait_for_it),
+        BOTH(test_descriptor_closed_in_a_round_is_closed_after_it),
         cmocka_unit_test_setup_teardown(test_bytes_read_ahead_move_with_the_descriptor, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_sends_put_off_go_at_the_rounds_end, setup, teardown),

@@ -3,12 +3,13 @@ import hashlib
 import json
 import os
 import re
+import weakref
 
 import pytest
 
 import socket
 
-from helpers import backend_lines, http_exchange, response_complete, run_wsring, split_response
+from helpers import backend_lines, http_exchange, run_wsring, split_response
 
 WSRING_HEADERS = ("x-forwarded-for", "x-forwarded-proto", "x-wsring-key", "x-wsring-ring")
 
@@ -37,15 +38,51 @@ def dechunk(body):
         out, rest = out + rest[:size], rest[size + 2:]
 
 
+def response_end(got, head_only=False):
+    """Where the first whole response in GOT ends (its head only, for HEAD), or None."""
+    head, sep, rest = got.partition(b"\r\n\r\n")
+    if not sep:
+        return None
+    start = len(head) + 4
+    status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/1.") else 0
+    if head_only or status in (204, 304):
+        return start
+    if 100 <= status < 200:
+        end = response_end(rest)
+        return None if end is None else start + end
+    fields = {}
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        fields[name.strip().lower()] = value.strip().lower()
+    if b"chunked" in fields.get(b"transfer-encoding", b""):
+        pos = 0
+        while (eol := rest.find(b"\r\n", pos)) != -1:
+            size = int(rest[pos:eol].split(b";")[0], 16)
+            if size == 0:
+                tail = rest.find(b"\r\n\r\n", eol)  # after the trailers, if any
+                return None if tail == -1 else start + tail + 4
+            pos = eol + 2 + size + 2
+        return None
+    length = int(fields.get(b"content-length", b"-1"))
+    return start + length if 0 <= length <= len(rest) else None
+
+
+_unread = weakref.WeakKeyDictionary()  # per socket: bytes of the responses after the one read
+
+
 def read_response(sock, timeout=5.0, head_only=False):
-    """Reads one whole response (only the head for HEAD); a chunked body comes back decoded."""
+    """Reads one whole response (only the head for HEAD); a chunked body comes back decoded.
+    What follows it in the same read (pipelined answers may share a segment) waits for the
+    next call."""
     sock.settimeout(timeout)
-    got = b""
-    while not (b"\r\n\r\n" in got if head_only else response_complete(got)):
+    got = _unread.pop(sock, b"")
+    while (end := response_end(got, head_only)) is None:
         chunk = sock.recv(65536)
         assert chunk, f"connection closed mid-response: {got[:200]!r}"
         got += chunk
-    status, headers, body = split_response(got)
+    if end < len(got):
+        _unread[sock] = got[end:]
+    status, headers, body = split_response(got[:end])
     if "chunked" in dict(headers).get("transfer-encoding", ""):
         body = dechunk(body)
     return status, headers, body

@@ -16,11 +16,17 @@ from helpers import HERE, backend_lines, check_routed, masked_frame, raw_handsha
 MIB = 1 << 20
 
 
-@pytest.fixture
-def proxied(env):
-    """One Python backend behind wsring; returns (proxy, backend)."""
+@pytest.fixture(params=["io_uring", "syscalls"])
+def proxied(env, request, monkeypatch):
+    """One Python backend behind wsring, with its io_uring batches and without them (as where
+    seccomp refuses io_uring: WSRING_NO_IO_URING); returns (proxy, backend)."""
+    if request.param == "syscalls":
+        monkeypatch.setenv("WSRING_NO_IO_URING", "1")
     b = env.backend("relay-py")
-    return env.wsring("key query:user\n" + backend_lines([b])), b
+    proxy = env.wsring("key query:user\n" + backend_lines([b]))
+    if request.param == "syscalls":
+        assert "event=io_uring state=off" in proxy.proc.log_text()
+    return proxy, b
 
 
 def run(coro, timeout=120):

@@ -137,11 +137,11 @@ def peer_cn(port, cafile, session=None):
             return cn, s.version(), s.session, s.session_reused
 
 
-def tls_ws_exchange(port, ctx, user, session=None):
-    """A WebSocket handshake over a TLS socket; returns (ssl socket, response head). The caller
-    closes the socket."""
+def tls_ws_exchange(port, ctx, user, session=None, **wrap):
+    """A WebSocket handshake over a TLS socket (WRAP: more wrap_socket arguments); returns (ssl
+    socket, response head). The caller closes the socket."""
     raw = socket.create_connection(("127.0.0.1", port), timeout=10)
-    s = ctx.wrap_socket(raw, server_hostname="127.0.0.1", session=session)
+    s = ctx.wrap_socket(raw, server_hostname="127.0.0.1", session=session, **wrap)
     key = base64.b64encode(os.urandom(16)).decode()
     s.sendall((f"GET /chat?user={user} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
                f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
@@ -337,6 +337,27 @@ def test_drain_sends_close_1001_over_tls(env, certs):
     assert closed.rcvd is not None and closed.rcvd.code == 1001, closed
     proxy.proc.popen.wait(10)
     assert proxy.proc.popen.returncode == 0, proxy.proc.log_text()
+
+
+def test_tls_session_ends_with_close_notify(env, certs):
+    """When the backend ends the WebSocket, wsring ends the client's TLS session with
+    close_notify before its FIN: a clean close, which strict clients require."""
+    backends = env.backends(["tls-notify"])
+    proxy, port = start_tls(env, certs, backend_lines(backends))
+    ctx = client_ctx(certs.ca_pem)
+    ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF  # Python's default forgives a bare FIN
+    s, _ = tls_ws_exchange(port, ctx, "notify", suppress_ragged_eofs=False)
+    mask = os.urandom(4)
+    code = (1000).to_bytes(2, "big")
+    s.sendall(bytes([0x88, 0x82]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(code)))
+    got = b""
+    while True:
+        chunk = s.recv(65536)  # a bare FIN raises SSLEOFError here
+        if not chunk:
+            break
+        got += chunk
+    s.close()
+    assert b"\x88\x02\x03\xe8" in got, got[-40:]  # the backend's Close reply came first
 
 
 def test_https_requests_routed_one_by_one_on_keep_alive(env, certs):
