@@ -2,7 +2,6 @@
 #include "proxy/fdev.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -29,6 +28,15 @@ static bool
 fdev_due(const struct fdev *f)
 {
     return fdev_readable(f) || ((f->want & FDEV_OUT) && (f->ready & FDEV_OUT));
+}
+
+/* A read done for F's owner (bytes in F's slot, 0 for EOF, -errno) waits for fdev_recv(). */
+static void
+fdev_hold(struct fdev *f, int32_t res)
+{
+    f->ready |= FDEV_HELD;
+    f->held = res;
+    f->held_off = 0;
 }
 
 /* F's bytes read ahead are all handed out (or F is closing): its slot serves others. */
@@ -210,9 +218,7 @@ fdev_read_ahead(struct fdev_loop *l, struct fdev_list *now)
         f = who[i];
         res = l->res[f->slot];
         if (res > 0) {
-            f->ready |= FDEV_HELD;
-            f->held = res;
-            f->held_off = 0;
+            fdev_hold(f, res);
             if (res < FDEV_SLOT_SIZE) {
                 fdev_drained(f, FDEV_IN); /* a short read emptied the socket */
             } else {
@@ -225,9 +231,7 @@ fdev_read_ahead(struct fdev_loop *l, struct fdev_list *now)
         if (res == -EAGAIN) {
             fdev_drained(f, FDEV_IN);
         } else if (res != -EINTR && res != FDEV_NOT_TRIED) {
-            f->ready |= FDEV_HELD; /* an EOF or error, told once as recv() would */
-            f->held = res;
-            f->held_off = 0;
+            fdev_hold(f, res); /* an EOF or error, told once as recv() would */
         }
     }
 }
@@ -593,8 +597,7 @@ static ssize_t
 fdev_hold_end(struct fdev *f, ssize_t n, size_t got)
 {
     if (n == 0 || errno != EAGAIN) {
-        f->ready |= FDEV_HELD;
-        f->held = n == 0 ? 0 : -errno;
+        fdev_hold(f, n == 0 ? 0 : -errno);
     } else {
         fdev_drained(f, FDEV_IN);
     }
