@@ -1,9 +1,11 @@
 /* Plain or TLS byte I/O of a connection end (see conn_io.h). */
 #include "proxy/conn_io.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -94,7 +96,93 @@ conn_io_tls_recv(struct conn_end *e, void *buf, size_t len)
     return (ssize_t)got;
 }
 
-/* ---- the fdev BIO ---- */
+/* ---- the fdev BIO, and corked writes ---- */
+
+/*
+ * One SSL_write can make OpenSSL write several records: the session ticket
+ * and then the data (conn_io_tls_sendv), or one record per piece of a
+ * conn_io_sendv(). Each would cost a send() and a TCP segment of its own, so
+ * during a conn_io send the BIO collects the records of the end being sent to
+ * in the worker's cork buffer, and they leave in one send() at the end
+ * (conn_io_cork_flush). When the socket does not take them all, the rest
+ * waits in the end's tls_out: the BIO sends that before anything else and
+ * takes no new record until it is out (so OpenSSL reports WANT_WRITE), and
+ * conn_io_tls_sendv() reports the last byte it took as not sent yet
+ * (tls_owed), so the caller waits for writability as after any short send and
+ * then retries from that byte (the same bytes, as OpenSSL itself asks after a
+ * WANT_WRITE), which counts as sent once tls_out is out.
+ */
+#define CONN_IO_CORK_SIZE (32 * 1024) /* a full 16 KiB record, a ticket and then some */
+
+struct conn_io_out {
+    size_t off; /* first byte not sent */
+    size_t len;
+    char data[];
+};
+
+static _Thread_local struct {
+    struct conn_end *end; /* whose records are being collected; NULL: none */
+    size_t len;
+    char buf[CONN_IO_CORK_SIZE];
+} conn_io_cork;
+
+/* Sends E's tls_out. Returns 0 when none is left, 1 when the socket is full, or -1 with errno. */
+static int
+conn_io_out_flush(struct conn_end *e)
+{
+    struct conn_io_out *o = e->tls_out;
+    ssize_t n;
+
+    if (o == NULL) {
+        return 0;
+    }
+    n = fdev_send(&e->io, o->data + o->off, o->len - o->off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n == -1) {
+        return errno == EAGAIN || errno == EINTR ? 1 : -1;
+    }
+    o->off += (size_t)n;
+    if (o->off < o->len) {
+        return 1;
+    }
+    free(o);
+    e->tls_out = NULL;
+    return 0;
+}
+
+/* Sends the records collected for E; what the socket does not take goes to tls_out. 0 or -1. */
+static int
+conn_io_cork_flush(struct conn_end *e)
+{
+    size_t len = conn_io_cork.len;
+    ssize_t n;
+    struct conn_io_out *o;
+
+    if (len == 0) {
+        return 0;
+    }
+    conn_io_cork.len = 0;
+    n = fdev_send(&e->io, conn_io_cork.buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n == -1) {
+        if (errno != EAGAIN && errno != EINTR) {
+            return -1;
+        }
+        n = 0;
+    }
+    if ((size_t)n == len) {
+        return 0;
+    }
+    /* Only an empty tls_out lets records into the cork (conn_io_bio_write). */
+    assert(e->tls_out == NULL);
+    if ((o = malloc(sizeof(*o) + len - (size_t)n)) == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    o->off = 0;
+    o->len = len - (size_t)n;
+    memcpy(o->data, conn_io_cork.buf + n, o->len);
+    e->tls_out = o;
+    return 0;
+}
 
 static BIO_METHOD *conn_io_bio_method;
 static pthread_once_t conn_io_bio_once = PTHREAD_ONCE_INIT;
@@ -102,7 +190,8 @@ static pthread_once_t conn_io_bio_once = PTHREAD_ONCE_INIT;
 static int
 conn_io_bio_read(BIO *b, char *buf, size_t len, size_t *done)
 {
-    ssize_t n = fdev_recv(BIO_get_data(b), buf, len, 0);
+    struct conn_end *e = BIO_get_data(b);
+    ssize_t n = fdev_recv(&e->io, buf, len, 0);
 
     BIO_clear_retry_flags(b);
     if (n > 0) {
@@ -120,9 +209,30 @@ conn_io_bio_read(BIO *b, char *buf, size_t len, size_t *done)
 static int
 conn_io_bio_write(BIO *b, const char *buf, size_t len, size_t *done)
 {
-    ssize_t n = fdev_send(BIO_get_data(b), buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    struct conn_end *e = BIO_get_data(b);
+    int out = conn_io_out_flush(e);
+    ssize_t n;
 
     BIO_clear_retry_flags(b);
+    if (out == 0 && conn_io_cork.end == e) {
+        if (conn_io_cork.len + len > sizeof(conn_io_cork.buf) && conn_io_cork_flush(e) == -1) {
+            return 0;
+        }
+        out = e->tls_out != NULL;
+        if (out == 0 && len <= sizeof(conn_io_cork.buf)) {
+            memcpy(conn_io_cork.buf + conn_io_cork.len, buf, len);
+            conn_io_cork.len += len;
+            *done = len;
+            return 1;
+        }
+    }
+    if (out != 0) {
+        if (out == 1) {
+            BIO_set_retry_write(b); /* records go in order: none before tls_out is out */
+        }
+        return 0;
+    }
+    n = fdev_send(&e->io, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n >= 0) {
         *done = (size_t)n;
         return 1;
@@ -140,7 +250,16 @@ conn_io_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
     (void)ptr;
     switch (cmd) {
     case BIO_CTRL_FLUSH:
-        return 1; /* every write went to the socket already */
+        /* Collected records leave when the conn_io call ends; a left-over rest, now. */
+        switch (conn_io_out_flush(BIO_get_data(b))) {
+        case 0:
+            return 1;
+        case 1:
+            BIO_set_retry_write(b);
+            return 0;
+        default:
+            return -1;
+        }
     case BIO_CTRL_EOF:
         return BIO_test_flags(b, BIO_FLAGS_IN_EOF) != 0;
     default:
@@ -171,7 +290,7 @@ conn_io_bio_new(struct conn_end *e)
     if (conn_io_bio_method == NULL || (b = BIO_new(conn_io_bio_method)) == NULL) {
         return NULL;
     }
-    BIO_set_data(b, &e->io);
+    BIO_set_data(b, e);
     BIO_set_init(b, 1);
     return b;
 }
@@ -185,23 +304,10 @@ conn_io_recv(struct conn_end *e, void *buf, size_t len)
     return conn_io_tls_recv(e, buf, len);
 }
 
-ssize_t
-conn_io_send(struct conn_end *e, const void *buf, size_t len)
+/* Maps a failed SSL_write (RC) to the socket contract: -1 with errno. */
+static ssize_t
+conn_io_tls_write_failed(struct conn_end *e, int rc)
 {
-    size_t n = 0;
-    int rc;
-
-    if (e->ssl == NULL) {
-        return fdev_send(&e->io, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-    }
-    if (len == 0) {
-        return 0;
-    }
-    errno = 0;
-    rc = SSL_write_ex(e->ssl, buf, len, &n);
-    if (rc == 1) {
-        return (ssize_t)n;
-    }
     switch (SSL_get_error(e->ssl, rc)) {
     case SSL_ERROR_WANT_WRITE:
         fdev_drained(&e->io, FDEV_OUT);
@@ -226,27 +332,93 @@ conn_io_send(struct conn_end *e, const void *buf, size_t len)
     return -1;
 }
 
-ssize_t
-conn_io_sendv(struct conn_end *e, const struct iovec *iov, int niov)
+/* conn_io_sendv() on a TLS end: a record per piece, as many as go now, in one send(). */
+static ssize_t
+conn_io_tls_sendv(struct conn_end *e, const struct iovec *iov, int niov)
 {
-    ssize_t total = 0;
+    size_t total = 0;
+    ssize_t failed = 0;
+    int saved;
 
-    if (e->ssl == NULL) {
-        return fdev_sendv(&e->io, iov, niov, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (e->tls_owed) {
+        int out = conn_io_out_flush(e);
+
+        if (out != 0) {
+            if (out == 1) {
+                errno = EAGAIN;
+            } else {
+                e->tls_broken = 1;
+            }
+            return -1;
+        }
+        e->tls_owed = 0;
+        return 1; /* the byte held back (the caller's first): its record is out now */
     }
-    /* TLS has no gather write: one record per piece, as many as go now. */
+    if (!e->tls_ticket_sent && SSL_is_server(e->ssl)) {
+        /*
+         * The TLS 1.3 session ticket goes with the first answer, in its TCP
+         * segment, instead of alone after the handshake (tls.c sets none
+         * there). TLS 1.2 sends its ticket in the handshake.
+         */
+        e->tls_ticket_sent = 1;
+        if (SSL_version(e->ssl) == TLS1_3_VERSION && SSL_new_session_ticket(e->ssl) != 1) {
+            ERR_clear_error();
+        }
+    }
+    conn_io_cork.end = e;
     for (int i = 0; i < niov; i++) {
-        ssize_t n = conn_io_send(e, iov[i].iov_base, iov[i].iov_len);
+        size_t n = 0;
+        int rc;
 
-        if (n == -1) {
-            return total > 0 ? total : -1;
+        if (iov[i].iov_len == 0) {
+            continue;
+        }
+        errno = 0;
+        rc = SSL_write_ex(e->ssl, iov[i].iov_base, iov[i].iov_len, &n);
+        if (rc != 1) {
+            failed = conn_io_tls_write_failed(e, rc);
+            break;
         }
         total += n;
-        if ((size_t)n < iov[i].iov_len) {
+        if (n < iov[i].iov_len) {
             break;
         }
     }
-    return total;
+    conn_io_cork.end = NULL;
+    saved = errno;
+    if (conn_io_cork_flush(e) == -1) {
+        e->tls_broken = 1;
+        return -1;
+    }
+    if (total > 0 && e->tls_out != NULL) {
+        e->tls_owed = 1;
+        if (--total == 0) {
+            errno = EAGAIN;
+            return -1;
+        }
+    }
+    errno = saved;
+    return total > 0 ? (ssize_t)total : failed; /* failed: 0 when every piece was empty */
+}
+
+ssize_t
+conn_io_send(struct conn_end *e, const void *buf, size_t len)
+{
+    struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+
+    if (e->ssl == NULL) {
+        return fdev_send(&e->io, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
+    return conn_io_tls_sendv(e, &iov, 1);
+}
+
+ssize_t
+conn_io_sendv(struct conn_end *e, const struct iovec *iov, int niov)
+{
+    if (e->ssl == NULL) {
+        return fdev_sendv(&e->io, iov, niov, MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
+    return conn_io_tls_sendv(e, iov, niov);
 }
 
 bool
@@ -327,5 +499,7 @@ conn_io_tls_free(struct conn_end *e)
     SSL_free(e->ssl);
     ERR_clear_error();
     e->ssl = NULL;
-    e->tls_broken = 0;
+    free(e->tls_out);
+    e->tls_out = NULL;
+    e->tls_broken = e->tls_owed = e->tls_ticket_sent = 0;
 }

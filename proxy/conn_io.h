@@ -12,6 +12,11 @@
  * needs the socket writable to go on reading (a handshake flight that did
  * not fit), conn_io_recv() makes the end's reading wait for writability, and
  * readability again once that is over, so callers need not know.
+ *
+ * On a TLS end, the records of one conn_io_send()/conn_io_sendv() leave in
+ * one send(), and a server end's first one brings the TLS 1.3 session ticket
+ * along. As with SSL_write(), a send that moved fewer bytes than asked must
+ * be retried with the bytes that did not go (at the same or another address).
  */
 #ifndef WSRING_PROXY_CONN_IO_H
 #define WSRING_PROXY_CONN_IO_H

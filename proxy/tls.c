@@ -15,7 +15,7 @@
 #include "ring/member_set.h"
 
 #define TLS_SESSION_CACHE_SIZE 20000 /* server-side sessions kept for TLS 1.2 id resumption */
-#define TLS_TICKETS            1  /* TLS 1.3 tickets per handshake: one resumes; each costs CPU */
+#define TLS_TICKETS            0 /* at the handshake's end: conn_io sends one with the first answer */
 #define TLS_TICKET_KEYS_LEN    80 /* name 16 + HMAC 32 + AES 32 (OpenSSL >= 1.1.1) */
 
 static const unsigned char tls_alpn_http11[] = "\x08http/1.1";
