@@ -35,6 +35,7 @@
 static void relay_inject_close(struct conn *c);
 static void relay_on_write(evutil_socket_t fd, short what, void *arg);
 static int relay_keep(struct conn_end *e, const uint8_t *buf, size_t len);
+static int relay_keep_iov(struct conn_end *e, const struct iovec *iov, int niov, size_t skip);
 
 static struct conn *
 relay_conn_of(struct conn_end *e)
@@ -61,11 +62,9 @@ relay_send_later(struct conn *c, struct conn_end *to, const struct iovec *iov, i
     if (total > RELAY_SEND_LATER_MAX || to->ssl != NULL || !fdev_can_send_later(&to->io)) {
         return 0;
     }
-    for (int i = 0; i < niov; i++) {
-        if (relay_keep(to, iov[i].iov_base, iov[i].iov_len) == -1) {
-            conn_close(c, CLOSE_NO_MEMORY);
-            return -1;
-        }
+    if (relay_keep_iov(to, iov, niov, 0) == -1) {
+        conn_close(c, CLOSE_NO_MEMORY);
+        return -1;
     }
     fdev_send_later(&to->io);
     return 1;
@@ -207,6 +206,21 @@ relay_keep(struct conn_end *e, const uint8_t *buf, size_t len)
     return 0;
 }
 
+/* relay_keep() of the NIOV pieces at IOV but their first SKIP bytes (those went). */
+static int
+relay_keep_iov(struct conn_end *e, const struct iovec *iov, int niov, size_t skip)
+{
+    for (int i = 0; i < niov; i++) {
+        size_t gone = skip < iov[i].iov_len ? skip : iov[i].iov_len;
+
+        skip -= gone;
+        if (relay_keep(e, (const uint8_t *)iov[i].iov_base + gone, iov[i].iov_len - gone) == -1) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static enum close_reason
 relay_error_of(const struct conn_end *e)
 {
@@ -235,7 +249,7 @@ static int
 relay_sendv(struct conn *c, struct conn_end *from, struct conn_end *to, const struct iovec *iov,
             int niov)
 {
-    size_t total = 0, sent;
+    size_t total = 0;
     ssize_t n = 0;
 
     for (int i = 0; i < niov; i++) {
@@ -260,15 +274,9 @@ relay_sendv(struct conn *c, struct conn_end *from, struct conn_end *to, const st
     if ((size_t)n == total) {
         return 0;
     }
-    sent = (size_t)n;
-    for (int i = 0; i < niov; i++) {
-        size_t skip = sent < iov[i].iov_len ? sent : iov[i].iov_len;
-
-        sent -= skip;
-        if (relay_keep(to, (const uint8_t *)iov[i].iov_base + skip, iov[i].iov_len - skip) == -1) {
-            conn_close(c, CLOSE_NO_MEMORY);
-            return -1;
-        }
+    if (relay_keep_iov(to, iov, niov, (size_t)n) == -1) {
+        conn_close(c, CLOSE_NO_MEMORY);
+        return -1;
     }
     from->blocked = 1;
     fdev_read_stop(&from->io);
