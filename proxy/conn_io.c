@@ -496,6 +496,13 @@ conn_io_tls_free(struct conn_end *e)
         !(SSL_get_shutdown(e->ssl) & (SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN))) {
         SSL_shutdown(e->ssl);
     }
+    /*
+     * A session whose connection ended without close_notify, or with a write
+     * to a peer that had gone, stays resumable (RFC 5246 s7.2.1); without
+     * this, SSL_free() drops it from the session cache (TLS 1.2 session ids).
+     * A fatal alert, sent or received, has had OpenSSL drop it already.
+     */
+    SSL_set_shutdown(e->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
     SSL_free(e->ssl);
     ERR_clear_error();
     e->ssl = NULL;

@@ -420,6 +420,28 @@ def test_resumption_and_alpn(env, certs, version):
     s3.close()
 
 
+def test_tls12_session_ids_resume_after_a_bare_fin(env, certs):
+    """A TLS 1.2 client without tickets resumes by session id, also when its first connection
+    ended with a bare FIN (no close_notify): the session stays in wsring's cache."""
+    backends = env.backends(["tls-sid"])
+    _, port = start_tls(env, certs, "key query:user\n" + backend_lines(backends))
+    ctx = client_ctx(certs.ca_pem, minimum_version=ssl.TLSVersion.TLSv1_2,
+                     maximum_version=ssl.TLSVersion.TLSv1_2)
+    ctx.options |= ssl.OP_NO_TICKET
+    s, _ = tls_ws_exchange(port, ctx, "sid-user")
+    s.recv(4096)  # the hello frame
+    session = s.session
+    assert session.id and not session.has_ticket
+    s.close()  # no close_notify: Python's close() sends a bare FIN
+    time.sleep(0.3)  # wsring reads the EOF and frees the connection
+    for i in range(2):
+        s2, _ = tls_ws_exchange(port, ctx, "sid-user", session=session)
+        reused = s2.session_reused
+        s2.close()
+        assert reused, f"resumption {i + 1}: a full handshake"
+        time.sleep(0.3)
+
+
 def test_old_protocols_refused(env, certs):
     backends = env.backends(["tls-old"])
     _, port = start_tls(env, certs, backend_lines(backends))
