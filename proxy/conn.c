@@ -83,7 +83,7 @@ conn_start(struct worker *w, const struct worker_listener *listener, int fd,
     struct conn *c = calloc(1, sizeof(*c));
     struct timeval tv = conn_tv(w->route->conf->handshake_timeout_ms);
 
-    if (c == NULL || fdev_open(&w->fdev, &c->end[SIDE_CLIENT].io, fd) == -1) {
+    if (c == NULL || fdev_open(&w->fdev, &c->end[SIDE_CLIENT].io, fd, true) == -1) {
         free(c);
         close(fd);
         return;
@@ -594,16 +594,26 @@ conn_connect_next(struct conn *c)
                             route_now_ms() + c->route->conf->down_hold_ms);
             continue;
         }
-        if (fdev_open(&c->worker->fdev, &b->io, fd) == -1) {
+        if (fdev_open(&c->worker->fdev, &b->io, fd, false) == -1) {
             close(fd);
             break; /* out of memory: no other member would fare better */
         }
         b->fd = fd;
         b->io.ahead = 1; /* TLS reads through fdev too (conn_io_bio_new) */
-        fdev_write(&b->io, conn_on_connected, c);
         evtimer_del(&c->timer);
         evtimer_assign(&c->timer, c->worker->base, conn_on_connect_timeout, c);
         evtimer_add(&c->timer, &tv);
+        /*
+         * A loopback or LAN connect is often up when connect() returns: the head goes in this
+         * round's batch, without waiting a round for epoll to say so. Sent, it proves the
+         * connection; EAGAIN (still SYN_SENT) means wait for writability as below.
+         */
+        if (c->route->settings->tls_backend == NULL && fdev_can_send_later(&b->io)) {
+            c->head_early = 1;
+            fdev_send_later(&b->io);
+            return;
+        }
+        fdev_write(&b->io, conn_on_connected, c);
         return;
     }
     conn_close(c, CLOSE_NO_BACKEND);
@@ -707,6 +717,13 @@ conn_head_sent(struct conn *c, ssize_t n)
     struct conn_end *b = &c->end[SIDE_BACKEND];
 
     assert(c->state == CONN_CONNECTING);
+    if (c->head_early) {
+        c->head_early = 0;
+        if (n <= 0 && (n == 0 || errno == EAGAIN || errno == EINTR)) {
+            fdev_write(&b->io, conn_on_connected, c); /* connecting still, or never tried */
+            return;
+        }
+    }
     if (n >= 0 || errno == EAGAIN || errno == EINTR) {
         b->pend_off = n > 0 ? (size_t)n : 0;
         conn_connected(c, member_set_at(ring_members(c->route->ring), c->cand[c->icand]));

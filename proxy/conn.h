@@ -89,6 +89,7 @@ struct conn {
     unsigned idempotent : 1;     /* http: the method may be sent twice (RFC 9110 s9.2.2) */
     unsigned reused : 1;         /* http: the backend connection came from the pool */
     unsigned replayed : 1;       /* http: the request went again on a fresh connection */
+    unsigned head_early : 1;     /* the head went with the connect: EAGAIN means not up yet */
     size_t replay_len;           /* http: >0 when the whole request is in the backend's pend */
     struct http1_body req_body;  /* http: where the request ends */
     struct http1_body resp_body; /* http: where the response ends */

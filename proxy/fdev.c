@@ -421,9 +421,9 @@ fdev_loop_fini(struct fdev_loop *l)
 }
 
 int
-fdev_open(struct fdev_loop *l, struct fdev *f, int fd)
+fdev_open(struct fdev_loop *l, struct fdev *f, int fd, bool writable)
 {
-    struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.fd = fd };
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.fd = fd };
 
     if ((size_t)fd >= l->byfd_cap) {
         size_t cap = l->byfd_cap == 0 ? 1024 : l->byfd_cap;
@@ -446,9 +446,26 @@ fdev_open(struct fdev_loop *l, struct fdev *f, int fd)
         (errno != EEXIST || epoll_ctl(l->epfd, EPOLL_CTL_MOD, fd, &ev) == -1)) {
         return -1;
     }
-    *f = (struct fdev){ .loop = l, .fd = fd, .read_on = FDEV_IN };
+    *f = (struct fdev){ .loop = l, .fd = fd, .read_on = FDEV_IN, .ready = writable ? FDEV_OUT : 0 };
     l->byfd[fd] = f;
     return 0;
+}
+
+/* From now on epoll says when F can take bytes: a send would have blocked, or someone waits. */
+static void
+fdev_watch_out(struct fdev *f)
+{
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                              .data.fd = f->fd };
+
+    if (f->out_watched || f->loop == NULL) {
+        return;
+    }
+    /* MOD re-polls: room made before it is reported all the same. It fails only for a descriptor
+     * not in the set, which no open fdev has. */
+    if (epoll_ctl(f->loop->epfd, EPOLL_CTL_MOD, f->fd, &ev) == 0) {
+        f->out_watched = 1;
+    }
 }
 
 void
@@ -485,6 +502,7 @@ fdev_move(struct fdev *to, struct fdev *from)
                          .ready = from->ready,
                          .stuck = from->stuck,
                          .read_on = FDEV_IN,
+                         .out_watched = from->out_watched,
                          .ahead = from->ahead,
                          .streaming = from->streaming,
                          .slot = from->slot,
@@ -500,6 +518,9 @@ fdev_want(struct fdev *f, uint8_t what, bool on)
 {
     if (on) {
         f->want |= what;
+        if ((what & FDEV_OUT) && !(f->ready & FDEV_OUT)) {
+            fdev_watch_out(f);
+        }
         fdev_queue(f);
     } else {
         f->want &= (uint8_t)~what;
@@ -518,6 +539,9 @@ void
 fdev_read_on(struct fdev *f, uint8_t what)
 {
     f->read_on = what;
+    if (what == FDEV_OUT && !(f->ready & FDEV_OUT)) {
+        fdev_watch_out(f);
+    }
     fdev_queue(f);
 }
 
@@ -551,6 +575,9 @@ void
 fdev_drained(struct fdev *f, uint8_t what)
 {
     f->ready &= (uint8_t) ~(what & ~f->stuck);
+    if ((what & FDEV_OUT) && !(f->ready & FDEV_OUT)) {
+        fdev_watch_out(f);
+    }
 }
 
 void
@@ -618,6 +645,12 @@ fdev_recv(struct fdev *f, void *buf, size_t len, int flags)
             return n;
         }
         got = (size_t)n;
+    }
+    if (!(f->ready & FDEV_IN) && !(flags & MSG_PEEK)) {
+        /* Drained, and epoll has not said otherwise since: the syscall would say EAGAIN (a TLS
+         * end asks right after its flight). A peek asks the socket: events may be unread. */
+        errno = EAGAIN;
+        return -1;
     }
     n = recv(f->fd, (char *)buf + got, len - got, flags);
     if (n >= 0 && !(flags & MSG_PEEK)) {

@@ -1,11 +1,16 @@
 /*
  * A worker's socket events, edge-triggered (DESIGN §1). Each socket joins the
- * worker's own epoll set once, for input and output at once, when it is
- * opened, and leaves it by being closed: starting and stopping reading or
- * writing costs no epoll_ctl. libevent's level-triggered events cost one
- * epoll_ctl to start writing a connecting socket, one to switch it to reading
- * and one to remove each socket (5 per proxied handshake, 9% of its CPU), and
- * a re-poll of every ready socket in each epoll_wait.
+ * worker's own epoll set once, when it is opened, and leaves it by being
+ * closed: starting and stopping reading or writing costs no epoll_ctl.
+ * libevent's level-triggered events cost one epoll_ctl to start writing a
+ * connecting socket, one to switch it to reading and one to remove each
+ * socket (5 per proxied handshake, 9% of its CPU), and a re-poll of every
+ * ready socket in each epoll_wait.
+ *
+ * Epoll watches a socket for output only from the first time a send would
+ * block (or someone waits to write one not known writable), one epoll_ctl
+ * then; most never block. Watched from the start, a socket is ready at once,
+ * and that edge alone cost the loop a turn (two epoll_waits) per socket.
  *
  * Readiness is remembered per socket until the I/O says the socket is drained
  * (fdev_recv() and fdev_send() do, and fdev_drained() for other calls): a
@@ -59,6 +64,7 @@ struct fdev {
     uint8_t stuck;             /* FDEV_* that never drain again: EOF (IN), error or hangup (both) */
     uint8_t want;              /* FDEV_IN: call on_read; FDEV_OUT: call on_write */
     uint8_t read_on;           /* what on_read waits for: FDEV_IN, or FDEV_OUT (TLS) */
+    uint8_t out_watched;       /* epoll watches for output too (once a send would have blocked) */
     event_callback_fn on_read; /* borrowed */
     event_callback_fn on_write;
     void *read_arg;
@@ -116,8 +122,12 @@ void fdev_loop_start_batches(struct fdev_loop *l);
 /* Frees L; every fdev must have been closed. Accepts a zeroed L never initialised. */
 void fdev_loop_fini(struct fdev_loop *l);
 
-/* Adds FD to L as F (calloc'd or closed before). Returns 0, or -1 with errno (FD untouched). */
-int fdev_open(struct fdev_loop *l, struct fdev *f, int fd);
+/*
+ * Adds FD to L as F (calloc'd or closed before). WRITABLE: the socket takes bytes now (an
+ * accepted one), else F is writable once epoll says so (a connecting one). Returns 0, or -1
+ * with errno (FD untouched).
+ */
+int fdev_open(struct fdev_loop *l, struct fdev *f, int fd, bool writable);
 /* F forgets its descriptor, which the caller closes (that removes it from the epoll set). */
 void fdev_close(struct fdev *f);
 /* fdev_close(F), then closes FD: at the round's end with its sends, when in a round. */
@@ -156,7 +166,8 @@ bool fdev_can_send_later(const struct fdev *f);
 void fdev_send_later(struct fdev *f);
 
 /* recv(), send() and sendmsg() on F's socket that keep its readiness (flags as theirs);
- * fdev_recv() hands out what was read ahead first. */
+ * fdev_recv() hands out what was read ahead first, and says EAGAIN without a syscall while F
+ * is drained (a peek always asks the socket). */
 ssize_t fdev_recv(struct fdev *f, void *buf, size_t len, int flags);
 ssize_t fdev_send(struct fdev *f, const void *buf, size_t len, int flags);
 ssize_t fdev_sendv(struct fdev *f, const struct iovec *iov, int niov, int flags);

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -142,7 +143,7 @@ reader_open(struct fixture *f, struct reader *r, size_t per_call)
 
     memset(r, 0, sizeof(*r));
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
-    assert_int_equal(fdev_open(&f->loop, &r->io, sv[0]), 0);
+    assert_int_equal(fdev_open(&f->loop, &r->io, sv[0], true), 0);
     r->io.ahead = 1; /* a plain socket, as the proxy's */
     r->peer = sv[1];
     r->per_call = per_call;
@@ -254,7 +255,7 @@ test_writer_waits_for_room(void **state)
 
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
     assert_int_equal(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)), 0);
-    assert_int_equal(fdev_open(&f->loop, &w.io, sv[0]), 0);
+    assert_int_equal(fdev_open(&f->loop, &w.io, sv[0], true), 0);
     turns(f); /* the first edge (writable) arrives while nobody wants it */
     do {
         n = fdev_send(&w.io, buf, sizeof(buf), MSG_DONTWAIT);
@@ -270,6 +271,57 @@ test_writer_waits_for_room(void **state)
     fdev_close(&w.io);
     close(sv[0]);
     close(sv[1]);
+}
+
+/* A connecting socket is not taken as writable: the writer runs once epoll says it is. */
+static void
+test_connecting_socket_is_written_once_connected(void **state)
+{
+    struct fixture *f = *state;
+    struct writer w = { .calls = 0 };
+    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof(addr);
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    assert_true(lfd >= 0 && fd >= 0);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    assert_int_equal(listen(lfd, 1), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&addr, &len), 0);
+    assert_true(connect(fd, (struct sockaddr *)&addr, len) == 0 || errno == EINPROGRESS);
+    assert_int_equal(fdev_open(&f->loop, &w.io, fd, false), 0);
+    fdev_write(&w.io, on_write, &w);
+    assert_int_equal(w.calls, 0);
+    turns(f);
+    assert_int_equal(w.calls, 1);
+    fdev_close(&w.io);
+    close(fd);
+    close(lfd);
+}
+
+/* A reader that emptied its socket is not asked again until epoll says there is more: the
+ * recv() would only say EAGAIN. The bytes that came meanwhile are not lost. */
+static void
+test_drained_socket_is_read_again_after_its_edge(void **state)
+{
+    struct fixture *f = *state;
+    struct reader r;
+    char buf[8];
+
+    reader_open(f, &r, sizeof(r.got));
+    assert_int_equal(write(r.peer, "ab", 2), 2);
+    turns(f);
+    assert_int_equal(r.got_len, 2);
+    fdev_read_stop(&r.io);
+    assert_int_equal(write(r.peer, "cd", 2), 2);
+    assert_int_equal(fdev_recv(&r.io, buf, sizeof(buf), 0), -1);
+    assert_int_equal(errno, EAGAIN);
+    assert_int_equal(fdev_recv(&r.io, buf, sizeof(buf), MSG_PEEK), 2); /* a peek asks */
+    fdev_read_resume(&r.io);
+    turns(f);
+    assert_int_equal(r.got_len, 4);
+    assert_memory_equal(r.got, "abcd", 4);
+    reader_close(&r);
 }
 
 /* Two readers ready in one round; the first stops the other, whose bytes may be read ahead
@@ -445,7 +497,7 @@ sender_open(struct fixture *f, struct sender *s, const char *msg, size_t len)
 
     memset(s, 0, sizeof(*s));
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
-    assert_int_equal(fdev_open(&f->loop, &s->io, sv[0]), 0);
+    assert_int_equal(fdev_open(&f->loop, &s->io, sv[0], true), 0);
     s->peer = sv[1];
     s->msg = msg;
     s->len = len;
@@ -546,6 +598,8 @@ main(void)
         BOTH(test_eof_behind_a_short_read_is_seen),
         BOTH(test_socket_closed_by_another_callback_is_not_called),
         BOTH(test_writer_waits_for_room),
+        BOTH(test_connecting_socket_is_written_once_connected),
+        BOTH(test_drained_socket_is_read_again_after_its_edge),
         BOTH(test_bytes_of_a_reader_stopped_in_its_round_wait_for_it),
         BOTH(test_descriptor_closed_in_a_round_is_closed_after_it),
         cmocka_unit_test_setup_teardown(test_bytes_read_ahead_move_with_the_descriptor, setup,

@@ -111,7 +111,7 @@ put_m(struct fixture *f, const struct member *m, int fd)
     struct fdev from;
     int rc;
 
-    assert_int_equal(fdev_open(&f->loop, &from, fd), 0);
+    assert_int_equal(fdev_open(&f->loop, &from, fd, true), 0);
     rc = pool_put(&f->pool, m, &from);
     if (rc == 0) {
         assert_false(fdev_is_open(&from));
@@ -363,7 +363,7 @@ test_connection_closed_before_a_later_turn_is_not_handed_out(void **state)
     assert_int_equal(member_set_add(f->set, "ws-a", "127.0.0.1:1", 1), 0);
     pair(t.sv);
     pair(ready);
-    assert_int_equal(fdev_open(&f->loop, &t.request, ready[0]), 0);
+    assert_int_equal(fdev_open(&f->loop, &t.request, ready[0], true), 0);
     fdev_read(&t.request, on_request, &t);
     event_base_once(f->base, -1, EV_TIMEOUT, on_turn_put, &t, NULL);
     event_base_loop(f->base, EVLOOP_ONCE);
