@@ -51,6 +51,27 @@ fdev_release(struct fdev *f)
     f->ready &= (uint8_t)~FDEV_HELD;
 }
 
+/* What epoll watches F for. */
+static uint32_t
+fdev_events(const struct fdev *f)
+{
+    return EPOLLIN | EPOLLRDHUP | EPOLLET | (f->out_watched ? EPOLLOUT : 0);
+}
+
+/* Adds F's descriptor to the set now. EEXIST: closed by fdev_close() but not by close(), and
+ * opened again. Returns 0, or -errno. */
+static int
+fdev_epoll_add(struct fdev *f)
+{
+    struct epoll_event ev = { .events = fdev_events(f), .data.fd = f->fd };
+
+    if (epoll_ctl(f->loop->epfd, EPOLL_CTL_ADD, f->fd, &ev) == -1 &&
+        (errno != EEXIST || epoll_ctl(f->loop->epfd, EPOLL_CTL_MOD, f->fd, &ev) == -1)) {
+        return -errno;
+    }
+    return 0;
+}
+
 /* Puts F on the list of the next round when it is ready for what it wants. */
 static void
 fdev_queue(struct fdev *f)
@@ -84,6 +105,10 @@ fdev_forget(struct fdev *f)
     if (f->sending) {
         l->sendq[f->send_at] = NULL;
         f->sending = 0;
+    }
+    if (f->adding) {
+        l->addq[f->add_at] = NULL; /* never joined the set: nothing to take out */
+        f->adding = 0;
     }
     f->loop = NULL;
     f->fd = -1;
@@ -183,7 +208,60 @@ fdev_ring_run(struct fdev_loop *l, unsigned k)
     }
 }
 
-/* Reads every socket of NOW that is ready and allows it into a slot, in one call. */
+/* Puts the adds to the set pending into the batch being prepared; returns how many went in. */
+static unsigned
+fdev_prep_adds(struct fdev_loop *l)
+{
+    unsigned k = 0;
+
+    for (unsigned i = 0; i < l->nadd; i++) {
+        struct fdev *f = l->addq[i];
+        struct io_uring_sqe *sqe;
+
+        l->res[2 * FDEV_SLOTS + i] = FDEV_NOT_TRIED;
+        if (f == NULL || l->ring_state != 1 || (sqe = io_uring_get_sqe(l->ring)) == NULL) {
+            continue;
+        }
+        l->add_ev[i] = (struct epoll_event){ .events = fdev_events(f), .data.fd = f->fd };
+        io_uring_prep_epoll_ctl(sqe, l->epfd, f->fd, EPOLL_CTL_ADD, &l->add_ev[i]);
+        sqe->user_data = 2 * FDEV_SLOTS + i;
+        k++;
+    }
+    return k;
+}
+
+/*
+ * After the batch: each pending fdev is in the set now (added here if the batch could not).
+ * One that cannot join hears it as an error from its next read, as from a broken socket.
+ */
+static void
+fdev_adds_done(struct fdev_loop *l)
+{
+    for (unsigned i = 0; i < l->nadd; i++) {
+        struct fdev *f = l->addq[i];
+        int32_t res = l->res[2 * FDEV_SLOTS + i];
+
+        if (f == NULL) {
+            continue;
+        }
+        l->addq[i] = NULL;
+        f->adding = 0;
+        if (res == FDEV_NOT_TRIED || res == -EEXIST) {
+            res = fdev_epoll_add(f);
+        }
+        if (res < 0) {
+            fdev_release(f);
+            fdev_hold(f, res);
+            f->stuck = FDEV_IN | FDEV_OUT;
+            f->ready |= f->stuck;
+            fdev_queue(f);
+        }
+    }
+    l->nadd = 0;
+}
+
+/* Reads every socket of NOW that is ready and allows it into a slot, in one call; the sockets
+ * opened since the last batch join the set in it, after their reads. */
 static void
 fdev_read_ahead(struct fdev_loop *l, struct fdev_list *now)
 {
@@ -208,10 +286,13 @@ fdev_read_ahead(struct fdev_loop *l, struct fdev_list *now)
         l->res[f->slot] = FDEV_NOT_TRIED;
         who[k++] = f;
     }
-    if (k == 0) {
+    unsigned kadd = fdev_prep_adds(l);
+
+    if (k + kadd == 0) {
+        fdev_adds_done(l);
         return;
     }
-    fdev_ring_run(l, k); /* no callback runs before the loop below: every F is alive */
+    fdev_ring_run(l, k + kadd); /* no callback runs before the loops below: every F is alive */
     for (unsigned i = 0; i < k; i++) {
         int32_t res;
 
@@ -234,6 +315,7 @@ fdev_read_ahead(struct fdev_loop *l, struct fdev_list *now)
             fdev_hold(f, res); /* an EOF or error, told once as recv() would */
         }
     }
+    fdev_adds_done(l);
 }
 
 /* Sends what the round's callbacks put off and closes what they closed, in one call, then
@@ -242,12 +324,13 @@ static void
 fdev_round_end(struct fdev_loop *l)
 {
     size_t len[FDEV_SLOTS];
-    unsigned k = 0, nclose = l->nclose;
+    unsigned k, nclose = l->nclose;
 
-    if (l->nsend == 0 && nclose == 0) {
+    if (l->nsend == 0 && nclose == 0 && l->nadd == 0) {
         return;
     }
-    l->flushing = true; /* what the owners send or close now goes at once */
+    l->flushing = true;    /* what the owners send or close now goes at once */
+    k = fdev_prep_adds(l); /* before the sends: a connect's first bytes go in this batch too */
     for (unsigned i = 0; i < l->nsend; i++) {
         struct fdev *f = l->sendq[i];
         struct io_uring_sqe *sqe;
@@ -282,6 +365,7 @@ fdev_round_end(struct fdev_loop *l)
     if (k > 0) {
         fdev_ring_run(l, k);
     }
+    fdev_adds_done(l);
     for (unsigned i = 0; i < nclose; i++) {
         if (l->res[FDEV_SLOTS + i] == FDEV_NOT_TRIED) {
             close(l->closeq[i]); /* no batch after all (nothing reused its number meanwhile) */
@@ -333,19 +417,18 @@ fdev_send_later(struct fdev *f)
  * only while there is surely more, so a quiet turn costs a single epoll_wait here.
  */
 static void
-fdev_on_ready(evutil_socket_t fd, short what, void *arg)
+fdev_rounds(struct fdev_loop *l, bool poll_first)
 {
-    struct fdev_loop *l = arg;
     struct epoll_event evs[FDEV_BATCH];
     struct fdev_list now;
     struct fdev *f;
 
-    (void)fd;
-    (void)what;
     l->dispatching = true;
     fdev_loop_start_batches(l); /* in the thread that runs L: the ring takes one issuer */
     for (int round = 0; round < FDEV_ROUNDS; round++) {
-        int n = epoll_wait(l->epfd, evs, FDEV_BATCH, 0);
+        /* Not polled first, the set's news wait for the next turn, which libevent's own
+         * epoll_wait brings at once: none is lost. */
+        int n = round > 0 || poll_first ? epoll_wait(l->epfd, evs, FDEV_BATCH, 0) : 0;
 
         l->round++;
         for (int i = 0; i < n; i++) {
@@ -372,9 +455,27 @@ fdev_on_ready(evutil_socket_t fd, short what, void *arg)
         }
     }
     l->dispatching = false;
-    if (!TAILQ_EMPTY(&l->ready)) {
+    if (!TAILQ_EMPTY(&l->ready) || l->nadd > 0) {
         evtimer_add(&l->again, &fdev_now); /* after libevent's own events have had this turn */
     }
+}
+
+static void
+fdev_on_ready(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    fdev_rounds(arg, true);
+}
+
+void
+fdev_loop_run(struct fdev_loop *l)
+{
+    if (l->dispatching) {
+        return; /* a round is on: what was opened joins its next one */
+    }
+    evtimer_del(&l->again);
+    fdev_rounds(l, false);
 }
 
 int
@@ -423,8 +524,6 @@ fdev_loop_fini(struct fdev_loop *l)
 int
 fdev_open(struct fdev_loop *l, struct fdev *f, int fd, bool writable)
 {
-    struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.fd = fd };
-
     if ((size_t)fd >= l->byfd_cap) {
         size_t cap = l->byfd_cap == 0 ? 1024 : l->byfd_cap;
         struct fdev **p;
@@ -441,12 +540,26 @@ fdev_open(struct fdev_loop *l, struct fdev *f, int fd, bool writable)
         l->byfd = p;
         l->byfd_cap = cap;
     }
-    /* EEXIST: closed by fdev_close() but not by close(), and opened again. */
-    if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) == -1 &&
-        (errno != EEXIST || epoll_ctl(l->epfd, EPOLL_CTL_MOD, fd, &ev) == -1)) {
-        return -1;
-    }
     *f = (struct fdev){ .loop = l, .fd = fd, .read_on = FDEV_IN, .ready = writable ? FDEV_OUT : 0 };
+    if (l->ring_state == 1 && l->nadd < FDEV_SLOTS) {
+        f->adding = 1;
+        f->add_at = (uint16_t)l->nadd;
+        l->addq[l->nadd++] = f;
+        if (writable) {
+            f->ready |= FDEV_IN; /* its first bytes are likely in: the batch reads before adding */
+        }
+        if (!l->dispatching) {
+            evtimer_add(&l->again, &fdev_now); /* the batch comes with a round */
+        }
+    } else {
+        int err = fdev_epoll_add(f);
+
+        if (err < 0) {
+            *f = (struct fdev){ .fd = -1 };
+            errno = -err;
+            return -1;
+        }
+    }
     l->byfd[fd] = f;
     return 0;
 }
@@ -455,16 +568,20 @@ fdev_open(struct fdev_loop *l, struct fdev *f, int fd, bool writable)
 static void
 fdev_watch_out(struct fdev *f)
 {
-    struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-                              .data.fd = f->fd };
+    struct epoll_event ev;
 
     if (f->out_watched || f->loop == NULL) {
         return;
     }
+    f->out_watched = 1;
+    if (f->adding) {
+        return; /* its add asks for output too */
+    }
     /* MOD re-polls: room made before it is reported all the same. It fails only for a descriptor
      * not in the set, which no open fdev has. */
-    if (epoll_ctl(f->loop->epfd, EPOLL_CTL_MOD, f->fd, &ev) == 0) {
-        f->out_watched = 1;
+    ev = (struct epoll_event){ .events = fdev_events(f), .data.fd = f->fd };
+    if (epoll_ctl(f->loop->epfd, EPOLL_CTL_MOD, f->fd, &ev) == -1) {
+        f->out_watched = 0;
     }
 }
 
@@ -509,6 +626,12 @@ fdev_move(struct fdev *to, struct fdev *from)
                          .held = from->held,
                          .held_off = from->held_off };
     l->byfd[to->fd] = to;
+    if (from->adding) {
+        to->adding = 1;
+        to->add_at = from->add_at;
+        l->addq[to->add_at] = to;
+        from->adding = 0;
+    }
     from->ready &= (uint8_t)~FDEV_HELD; /* its bytes (and slot) went with the descriptor */
     fdev_forget(from);
 }

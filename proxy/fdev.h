@@ -38,6 +38,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/epoll.h>
 #include <sys/queue.h>
 #include <sys/types.h>
 
@@ -58,13 +59,15 @@ struct io_uring;
 TAILQ_HEAD(fdev_list, fdev);
 
 struct fdev {
-    struct fdev_loop *loop;    /* NULL when not open */
-    int fd;                    /* -1 when not open */
-    uint8_t ready;             /* FDEV_* seen and not drained since */
-    uint8_t stuck;             /* FDEV_* that never drain again: EOF (IN), error or hangup (both) */
-    uint8_t want;              /* FDEV_IN: call on_read; FDEV_OUT: call on_write */
-    uint8_t read_on;           /* what on_read waits for: FDEV_IN, or FDEV_OUT (TLS) */
-    uint8_t out_watched;       /* epoll watches for output too (once a send would have blocked) */
+    struct fdev_loop *loop; /* NULL when not open */
+    int fd;                 /* -1 when not open */
+    uint8_t ready;          /* FDEV_* seen and not drained since */
+    uint8_t stuck;          /* FDEV_* that never drain again: EOF (IN), error or hangup (both) */
+    uint8_t want;           /* FDEV_IN: call on_read; FDEV_OUT: call on_write */
+    uint8_t read_on;        /* what on_read waits for: FDEV_IN, or FDEV_OUT (TLS) */
+    uint8_t out_watched;    /* epoll watches for output too (once a send would have blocked) */
+    uint8_t adding;         /* joins the epoll set with the loop's next batch, at add_at */
+    uint16_t add_at;
     event_callback_fn on_read; /* borrowed */
     event_callback_fn on_write;
     void *read_arg;
@@ -106,8 +109,11 @@ struct fdev_loop {
     unsigned nsend;
     int closeq[FDEV_SLOTS]; /* descriptors to close with the sends */
     unsigned nclose;
+    struct fdev *addq[FDEV_SLOTS]; /* to join the epoll set with the next batch; NULL: closed */
+    struct epoll_event add_ev[FDEV_SLOTS];
+    unsigned nadd;
     bool flushing;
-    int32_t res[2 * FDEV_SLOTS]; /* a batch's results: sends, then closes at FDEV_SLOTS */
+    int32_t res[3 * FDEV_SLOTS]; /* a batch's results: sends, closes at FDEV_SLOTS, adds at 2x */
     fdev_send_prep_fn send_prep;
     fdev_send_done_fn send_done;
 };
@@ -119,13 +125,18 @@ int fdev_loop_init(struct fdev_loop *l, struct event_base *base, fdev_send_prep_
 /* Starts L's batches if it can (else it goes on without them); its first round does it, in
  * the thread that runs L, when nobody did before. */
 void fdev_loop_start_batches(struct fdev_loop *l);
+/* Runs a round now, for sockets opened outside one (accepted): their first reads, and their
+ * joining the epoll set after them, go in one batch. */
+void fdev_loop_run(struct fdev_loop *l);
 /* Frees L; every fdev must have been closed. Accepts a zeroed L never initialised. */
 void fdev_loop_fini(struct fdev_loop *l);
 
 /*
- * Adds FD to L as F (calloc'd or closed before). WRITABLE: the socket takes bytes now (an
- * accepted one), else F is writable once epoll says so (a connecting one). Returns 0, or -1
- * with errno (FD untouched).
+ * Adds FD to L as F (calloc'd or closed before). WRITABLE: the socket takes bytes now, and
+ * may hold some already (an accepted one); else F is writable once epoll says so (a connecting
+ * one). With batches on, FD joins the epoll set with the next batch, after F's first read
+ * ahead: added while readable, a socket is ready at once, and that edge costs the loop a turn
+ * when the read empties it. Returns 0, or -1 with errno (FD untouched).
  */
 int fdev_open(struct fdev_loop *l, struct fdev *f, int fd, bool writable);
 /* F forgets its descriptor, which the caller closes (that removes it from the epoll set). */

@@ -100,10 +100,13 @@ worker_on_accept(evutil_socket_t lfd, short what, void *arg)
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 worker_pause_accepting(w);
             }
-            return; /* EAGAIN, or a connection that died in the queue */
+            break; /* EAGAIN, or a connection that died in the queue */
         }
         conn_start(w, l, fd, (struct sockaddr *)&peer, peer_len);
     }
+    /* Their first bytes (a ClientHello, a request) are in already, most often: read them now,
+     * in one batch, rather than after a turn of the loop. */
+    fdev_loop_run(&w->fdev);
 }
 
 /* In the thread that runs W: its io_uring batches take one issuer. */

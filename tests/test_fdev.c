@@ -46,6 +46,7 @@ struct reader {
     char got[64];
     size_t got_len;
     int eof;
+    int err;                /* errno of a failed read */
     struct reader *victim;  /* closed by this one's first callback, when set */
     struct reader *stopped; /* its reading stopped by this one's first callback, when set */
 };
@@ -129,6 +130,9 @@ on_read(evutil_socket_t fd, short what, void *arg)
         r->got_len += (size_t)n;
     } else if (n == 0) {
         r->eof = 1;
+        fdev_read_stop(&r->io);
+    } else if (errno != EAGAIN) {
+        r->err = errno;
         fdev_read_stop(&r->io);
     }
     if (r->stop_each) {
@@ -322,6 +326,68 @@ test_drained_socket_is_read_again_after_its_edge(void **state)
     assert_int_equal(r.got_len, 4);
     assert_memory_equal(r.got, "abcd", 4);
     reader_close(&r);
+}
+
+/* An accepted socket whose first bytes are in: read when the loop runs, before it joins the
+ * epoll set (with batches), and bytes that come later still wake its reader. */
+static void
+test_first_bytes_of_a_new_socket_and_later_ones_are_read(void **state)
+{
+    struct fixture *f = *state;
+    struct reader r;
+
+    memset(&r, 0, sizeof(r));
+    fdev_loop_start_batches(&f->loop);
+    {
+        int sv[2];
+
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+        assert_int_equal(write(sv[1], "hi", 2), 2);
+        assert_int_equal(fdev_open(&f->loop, &r.io, sv[0], true), 0);
+        r.io.ahead = 1;
+        r.peer = sv[1];
+        r.per_call = sizeof(r.got);
+        fdev_read(&r.io, on_read, &r);
+    }
+    fdev_loop_run(&f->loop);
+    if (f->loop.ring_state == 1) {
+        assert_int_equal(r.got_len, 2); /* in the run's batch, no turn of the loop needed */
+    }
+    turns(f);
+    assert_int_equal(r.got_len, 2);
+    assert_int_equal(write(r.peer, "!", 1), 1);
+    turns(f);
+    assert_int_equal(r.got_len, 3);
+    assert_memory_equal(r.got, "hi!", 3);
+    reader_close(&r);
+}
+
+/* A descriptor epoll refuses (a regular file): with batches its reader hears the error, as
+ * from a broken socket; without, fdev_open() says it. */
+static void
+test_descriptor_epoll_refuses_is_an_error(void **state)
+{
+    struct fixture *f = *state;
+    struct reader r;
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+    memset(&r, 0, sizeof(r));
+    r.peer = -1;
+    assert_true(fd >= 0);
+    fdev_loop_start_batches(&f->loop);
+    if (f->loop.ring_state != 1) {
+        assert_int_equal(fdev_open(&f->loop, &r.io, fd, true), -1);
+        assert_int_equal(errno, EPERM);
+        close(fd);
+        return;
+    }
+    assert_int_equal(fdev_open(&f->loop, &r.io, fd, true), 0);
+    r.per_call = sizeof(r.got);
+    fdev_read(&r.io, on_read, &r);
+    turns(f);
+    assert_int_equal(r.err, EPERM);
+    fdev_close(&r.io);
+    close(fd);
 }
 
 /* Two readers ready in one round; the first stops the other, whose bytes may be read ahead
@@ -600,6 +666,8 @@ main(void)
         BOTH(test_writer_waits_for_room),
         BOTH(test_connecting_socket_is_written_once_connected),
         BOTH(test_drained_socket_is_read_again_after_its_edge),
+        BOTH(test_first_bytes_of_a_new_socket_and_later_ones_are_read),
+        BOTH(test_descriptor_epoll_refuses_is_an_error),
         BOTH(test_bytes_of_a_reader_stopped_in_its_round_wait_for_it),
         BOTH(test_descriptor_closed_in_a_round_is_closed_after_it),
         cmocka_unit_test_setup_teardown(test_bytes_read_ahead_move_with_the_descriptor, setup,
