@@ -1,6 +1,6 @@
 /*
  * A worker's socket events, edge-triggered (DESIGN §1). Each socket joins the
- * worker's own epoll set once, when it is opened, and leaves it by being
+ * worker's own epoll set once (see fdev_open()), and leaves it by being
  * closed: starting and stopping reading or writing costs no epoll_ctl.
  * libevent's level-triggered events cost one epoll_ctl to start writing a
  * connecting socket, one to switch it to reading and one to remove each
