@@ -564,13 +564,14 @@ fdev_open(struct fdev_loop *l, struct fdev *f, int fd, bool writable)
     return 0;
 }
 
-/* From now on epoll says when F can take bytes: a send would have blocked, or someone waits. */
+/* When WHAT asks about output and F is not known writable (a send would have blocked, or
+ * someone waits to write), epoll says when F can take bytes, from now on. */
 static void
-fdev_watch_out(struct fdev *f)
+fdev_watch_out(struct fdev *f, uint8_t what)
 {
     struct epoll_event ev;
 
-    if (f->out_watched || f->loop == NULL) {
+    if (!(what & FDEV_OUT) || (f->ready & FDEV_OUT) || f->out_watched || f->loop == NULL) {
         return;
     }
     f->out_watched = 1;
@@ -641,9 +642,7 @@ fdev_want(struct fdev *f, uint8_t what, bool on)
 {
     if (on) {
         f->want |= what;
-        if ((what & FDEV_OUT) && !(f->ready & FDEV_OUT)) {
-            fdev_watch_out(f);
-        }
+        fdev_watch_out(f, what);
         fdev_queue(f);
     } else {
         f->want &= (uint8_t)~what;
@@ -662,9 +661,7 @@ void
 fdev_read_on(struct fdev *f, uint8_t what)
 {
     f->read_on = what;
-    if (what == FDEV_OUT && !(f->ready & FDEV_OUT)) {
-        fdev_watch_out(f);
-    }
+    fdev_watch_out(f, what);
     fdev_queue(f);
 }
 
@@ -698,9 +695,7 @@ void
 fdev_drained(struct fdev *f, uint8_t what)
 {
     f->ready &= (uint8_t) ~(what & ~f->stuck);
-    if ((what & FDEV_OUT) && !(f->ready & FDEV_OUT)) {
-        fdev_watch_out(f);
-    }
+    fdev_watch_out(f, what);
 }
 
 void
