@@ -42,22 +42,22 @@ enum conn_side {
 };
 
 struct conn_end {
-    int fd;                       /* owned; -1 when not open */
-    struct fdev io;               /* its events: read (by state), write (pending bytes, connect) */
-    uint8_t *pend;                /* owned; bytes waiting to be written to fd, kept for reuse */
-    size_t pend_off;              /* first unwritten byte */
-    size_t pend_len;              /* end of the pending bytes */
-    size_t pend_cap;              /* allocated size of pend */
-    struct ssl_st *ssl;           /* owned or NULL: this end speaks TLS (conn_io.c) */
-    struct conn_io_out *tls_out;  /* owned or NULL: TLS records a full socket left (conn_io.c) */
-    unsigned side : 1;            /* enum conn_side, so a callback finds its conn */
-    unsigned tls_broken : 1;      /* a TLS error happened: no close_notify may follow */
-    unsigned tls_plain_http : 1;  /* the "TLS" handshake was a plain HTTP request */
-    unsigned tls_deferred : 1;    /* an EOF or error read behind data: the next read returns it */
-    unsigned tls_owed : 1;        /* the last byte sent is in tls_out: reported once that is out */
-    unsigned tls_ticket_sent : 1; /* the TLS 1.3 session ticket went with the first write */
-    unsigned eof : 1;             /* read EOF from fd */
-    unsigned blocked : 1;         /* reading stopped: the peer has pending bytes */
+    int fd;                      /* owned; -1 when not open */
+    struct fdev io;              /* its events: read (by state), write (pending bytes, connect) */
+    uint8_t *pend;               /* owned; bytes waiting to be written to fd, kept for reuse */
+    size_t pend_off;             /* first unwritten byte */
+    size_t pend_len;             /* end of the pending bytes */
+    size_t pend_cap;             /* allocated size of pend */
+    struct ssl_st *ssl;          /* owned or NULL: this end speaks TLS (conn_io.c) */
+    struct conn_io_out *tls_out; /* owned or NULL: TLS records not sent yet (conn_io.c) */
+    unsigned side : 1;           /* enum conn_side, so a callback finds its conn */
+    unsigned tls_broken : 1;     /* a TLS error happened: no close_notify may follow */
+    unsigned tls_plain_http : 1; /* the "TLS" handshake was a plain HTTP request */
+    unsigned tls_deferred : 1;   /* an EOF or error read behind data: the next read returns it */
+    unsigned tls_owed : 1;       /* the last byte sent is in tls_out: reported once that is out */
+    unsigned tls_held : 1;       /* tls_out is the TLS 1.3 ticket: it waits for our next record */
+    unsigned eof : 1;            /* read EOF from fd */
+    unsigned blocked : 1;        /* reading stopped: the peer has pending bytes */
 };
 
 struct conn {

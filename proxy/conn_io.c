@@ -111,6 +111,11 @@ conn_io_tls_recv(struct conn_end *e, void *buf, size_t len)
  * (tls_owed), so the caller waits for writability as after any short send and
  * then retries from that byte (the same bytes, as OpenSSL itself asks after a
  * WANT_WRITE), which counts as sent once tls_out is out.
+ *
+ * The TLS 1.3 session ticket, which OpenSSL writes as the handshake ends (in
+ * the read of the client's Finished), would go alone too. It waits in tls_out
+ * instead (tls_held) and heads the cork of the next conn_io send, normally the
+ * first answer. Records are numbered, so it goes before any later one.
  */
 #define CONN_IO_CORK_SIZE (32 * 1024) /* a full 16 KiB record, a ticket and then some */
 
@@ -136,6 +141,7 @@ conn_io_out_flush(struct conn_end *e)
     if (o == NULL) {
         return 0;
     }
+    e->tls_held = 0;
     n = fdev_send(&e->io, o->data + o->off, o->len - o->off, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n == -1) {
         return errno == EAGAIN || errno == EINTR ? 1 : -1;
@@ -184,6 +190,42 @@ conn_io_cork_flush(struct conn_end *e)
     return 0;
 }
 
+/* Appends the records in BUF to E's held ticket. 0, or -1 when they cannot wait (no memory). */
+static int
+conn_io_hold(struct conn_end *e, const char *buf, size_t len)
+{
+    size_t have = e->tls_out != NULL ? e->tls_out->len : 0;
+    struct conn_io_out *o;
+
+    if (have + len > sizeof(conn_io_cork.buf) ||
+        (o = realloc(e->tls_out, sizeof(*o) + have + len)) == NULL) {
+        return -1;
+    }
+    memcpy(o->data + have, buf, len);
+    o->off = 0;
+    o->len = have + len;
+    e->tls_out = o;
+    e->tls_held = 1;
+    return 0;
+}
+
+/* Moves E's held ticket into the empty cork, ahead of the records about to be collected. */
+static int
+conn_io_out_to_cork(struct conn_end *e)
+{
+    struct conn_io_out *o = e->tls_out;
+
+    if (conn_io_cork.len != 0) {
+        return conn_io_out_flush(e); /* cannot happen: records wait in the cork only behind it */
+    }
+    memcpy(conn_io_cork.buf, o->data, o->len);
+    conn_io_cork.len = o->len;
+    free(o);
+    e->tls_out = NULL;
+    e->tls_held = 0;
+    return 0;
+}
+
 static BIO_METHOD *conn_io_bio_method;
 static pthread_once_t conn_io_bio_once = PTHREAD_ONCE_INIT;
 
@@ -210,10 +252,17 @@ static int
 conn_io_bio_write(BIO *b, const char *buf, size_t len, size_t *done)
 {
     struct conn_end *e = BIO_get_data(b);
-    int out = conn_io_out_flush(e);
+    int out;
     ssize_t n;
 
     BIO_clear_retry_flags(b);
+    if (conn_io_cork.end != e && (e->tls_out == NULL || e->tls_held) &&
+        SSL_get_state(e->ssl) == TLS_ST_SW_SESSION_TICKET &&
+        SSL_version(e->ssl) == TLS1_3_VERSION && conn_io_hold(e, buf, len) == 0) {
+        *done = len;
+        return 1;
+    }
+    out = e->tls_held && conn_io_cork.end == e ? conn_io_out_to_cork(e) : conn_io_out_flush(e);
     if (out == 0 && conn_io_cork.end == e) {
         if (conn_io_cork.len + len > sizeof(conn_io_cork.buf) && conn_io_cork_flush(e) == -1) {
             return 0;
@@ -250,7 +299,11 @@ conn_io_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
     (void)ptr;
     switch (cmd) {
     case BIO_CTRL_FLUSH:
-        /* Collected records leave when the conn_io call ends; a left-over rest, now. */
+        /* Collected records leave when the conn_io call ends, a held ticket with our next
+         * record; a left-over rest, now. */
+        if (((struct conn_end *)BIO_get_data(b))->tls_held) {
+            return 1;
+        }
         switch (conn_io_out_flush(BIO_get_data(b))) {
         case 0:
             return 1;
@@ -353,17 +406,6 @@ conn_io_tls_sendv(struct conn_end *e, const struct iovec *iov, int niov)
         }
         e->tls_owed = 0;
         return 1; /* the byte held back (the caller's first): its record is out now */
-    }
-    if (!e->tls_ticket_sent && SSL_is_server(e->ssl)) {
-        /*
-         * The TLS 1.3 session ticket goes with the first answer, in its TCP
-         * segment, instead of alone after the handshake (tls.c sets none
-         * there). TLS 1.2 sends its ticket in the handshake.
-         */
-        e->tls_ticket_sent = 1;
-        if (SSL_version(e->ssl) == TLS1_3_VERSION && SSL_new_session_ticket(e->ssl) != 1) {
-            ERR_clear_error();
-        }
     }
     conn_io_cork.end = e;
     for (int i = 0; i < niov; i++) {
@@ -508,5 +550,5 @@ conn_io_tls_free(struct conn_end *e)
     e->ssl = NULL;
     free(e->tls_out);
     e->tls_out = NULL;
-    e->tls_broken = e->tls_owed = e->tls_ticket_sent = 0;
+    e->tls_broken = e->tls_owed = e->tls_held = 0;
 }

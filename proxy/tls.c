@@ -15,7 +15,7 @@
 #include "ring/member_set.h"
 
 #define TLS_SESSION_CACHE_SIZE 20000 /* server-side sessions kept for TLS 1.2 id resumption */
-#define TLS_TICKETS            0 /* at the handshake's end: conn_io sends one with the first answer */
+#define TLS_TICKETS            1 /* at the handshake's end; conn_io sends it with the first answer */
 #define TLS_TICKET_KEYS_LEN    80 /* name 16 + HMAC 32 + AES 32 (OpenSSL >= 1.1.1) */
 
 static const unsigned char tls_alpn_http11[] = "\x08http/1.1";
@@ -183,6 +183,11 @@ tls_server_ctx_create(const struct conf *conf, char *err, size_t err_len)
         goto fail;
     }
     SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
+    /*
+     * The chain is what the certificate file holds. Without this, OpenSSL tries to complete it
+     * from the context's store at every handshake (X509_verify_cert), and ours is empty.
+     */
+    SSL_CTX_set_mode(ctx, SSL_MODE_NO_AUTO_CHAIN);
     SSL_CTX_set_alpn_select_cb(ctx, tls_on_alpn, NULL);
     /* Resumption: tickets (TLS 1.2 and 1.3) and a server cache for TLS 1.2 session ids. */
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"wsring", 6);

@@ -87,8 +87,8 @@ setup(void **state)
     assert_non_null(server_ctx);
     assert_non_null(client_ctx);
     use_new_certificate(server_ctx);
-    /* As proxy/tls.c: no ticket at the handshake's end, partial writes like send(). */
-    SSL_CTX_set_num_tickets(server_ctx, 0);
+    /* As proxy/tls.c: one ticket at the handshake's end, partial writes like send(). */
+    SSL_CTX_set_num_tickets(server_ctx, 1);
     SSL_CTX_set_mode(server_ctx,
                      SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_min_proto_version(server_ctx, TLS1_3_VERSION);
@@ -209,6 +209,25 @@ test_ticket_goes_with_the_first_answer(void **state)
     SSL_SESSION_free(session);
 }
 
+/* A close_notify as our first word: the held ticket goes before it (records are numbered). */
+static void
+test_held_ticket_goes_before_a_close(void **state)
+{
+    struct pair p;
+    uint8_t buf[8];
+    SSL_SESSION *session;
+
+    (void)state;
+    pair_open(&p, 0, NULL);
+    assert_int_equal(conn_io_shutdown(&p.e), 0);
+    assert_int_equal(SSL_read_ex(p.client, buf, sizeof(buf), &(size_t){ 0 }), 0);
+    assert_int_equal(SSL_get_error(p.client, 0), SSL_ERROR_ZERO_RETURN);
+    session = SSL_get1_session(p.client);
+    assert_true(SSL_SESSION_is_resumable(session));
+    SSL_SESSION_free(session);
+    pair_close(&p);
+}
+
 /*
  * As the relay does: send, keep what did not go, send it again later. The
  * socket holds less than a record and the client reads a little at a time,
@@ -266,6 +285,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ticket_goes_with_the_first_answer),
+        cmocka_unit_test(test_held_ticket_goes_before_a_close),
         cmocka_unit_test(test_records_a_full_socket_left_go_first),
     };
 
