@@ -396,8 +396,6 @@ main_reload(struct main_state *st)
         log_msg(LOG_WARN, "event=reload_partial what=\"listen, admin and workers need a restart; "
                           "keeping the running ones\"");
     }
-    /* Tickets issued before the reload keep resuming. */
-    tls_keep_ticket_keys(settings->tls_server, st->settings->tls_server);
     if ((conf->discovery == CONF_DISCOVERY_STATIC &&
          (members = conf_static_members(conf)) == NULL) ||
         publisher_reload(st->publisher, settings, members) == -1) {

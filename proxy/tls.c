@@ -3,12 +3,15 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
 #include "conf/conf.h"
@@ -16,7 +19,6 @@
 
 #define TLS_SESSION_CACHE_SIZE 20000 /* server-side sessions kept for TLS 1.2 id resumption */
 #define TLS_TICKETS            1 /* at the handshake's end; conn_io sends it with the first answer */
-#define TLS_TICKET_KEYS_LEN    80 /* name 16 + HMAC 32 + AES 32 (OpenSSL >= 1.1.1) */
 
 static const unsigned char tls_alpn_http11[] = "\x08http/1.1";
 
@@ -90,6 +92,132 @@ tls_on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen, const un
     }
     *out = chosen;
     return SSL_TLSEXT_ERR_OK;
+}
+
+/*
+ * Session-ticket keys: one process-wide pair, the current period's (it
+ * encrypts) and the one before (it still decrypts, and the ticket is
+ * renewed), so tickets resume across reloads and stop resuming once two
+ * periods have passed. A key is overwritten when it goes (a thread's copy,
+ * at that thread's next ticket), so keys read from memory open no older
+ * ticket. Each thread copies the pair once a period: the lock is taken
+ * then, not per handshake.
+ */
+struct tls_ticket_key {
+    unsigned char name[16];
+    unsigned char aes[32];
+    unsigned char hmac[32];
+};
+
+struct tls_ticket_keys {
+    time_t period; /* clock / TLS_TICKET_KEY_PERIOD when made; 0: none yet */
+    struct tls_ticket_key cur, prev;
+};
+
+time_t (*tls_ticket_clock)(time_t *) = time;
+
+static pthread_mutex_t tls_ticket_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct tls_ticket_keys tls_ticket_keys;               /* under tls_ticket_lock */
+static _Thread_local struct tls_ticket_keys tls_ticket_seen; /* this thread's copy */
+static EVP_CIPHER *tls_ticket_cipher;                        /* AES-256-CBC, fetched once */
+static pthread_once_t tls_ticket_once = PTHREAD_ONCE_INIT;
+
+static void
+tls_ticket_fetch(void)
+{
+    tls_ticket_cipher = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
+}
+
+static bool
+tls_ticket_key_make(struct tls_ticket_key *k)
+{
+    return RAND_bytes(k->name, sizeof(k->name)) == 1 &&
+           RAND_priv_bytes(k->aes, sizeof(k->aes)) == 1 &&
+           RAND_priv_bytes(k->hmac, sizeof(k->hmac)) == 1;
+}
+
+/* Brings this thread's keys to the clock's period. False when no key could be made. */
+static bool
+tls_ticket_keys_now(void)
+{
+    time_t period = tls_ticket_clock(NULL) / TLS_TICKET_KEY_PERIOD;
+    bool ok = true;
+
+    if (period == tls_ticket_seen.period) {
+        return true;
+    }
+    pthread_mutex_lock(&tls_ticket_lock);
+    if (period > tls_ticket_keys.period) { /* a clock gone back keeps the newer keys */
+        struct tls_ticket_keys *k = &tls_ticket_keys;
+
+        if (period == k->period + 1) {
+            k->prev = k->cur;
+        } else {
+            ok = tls_ticket_key_make(&k->prev); /* a gap: no ticket was made with it */
+        }
+        ok = ok && tls_ticket_key_make(&k->cur);
+        k->period = ok ? period : 0;
+    }
+    OPENSSL_cleanse(&tls_ticket_seen, sizeof(tls_ticket_seen));
+    if (ok) {
+        tls_ticket_seen = tls_ticket_keys;
+        tls_ticket_seen.period = period;
+    }
+    pthread_mutex_unlock(&tls_ticket_lock);
+    return ok;
+}
+
+/* Loads KEY into the ticket's cipher and MAC contexts (ENC: to encrypt with IV). */
+static bool
+tls_ticket_key_load(const struct tls_ticket_key *key, unsigned char *iv, EVP_CIPHER_CTX *ctx,
+                    EVP_MAC_CTX *hctx, int enc)
+{
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, (void *)key->hmac, sizeof(key->hmac)),
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+        OSSL_PARAM_construct_end(),
+    };
+
+    return tls_ticket_cipher != NULL &&
+           EVP_CipherInit_ex(ctx, tls_ticket_cipher, NULL, key->aes, iv, enc) == 1 &&
+           EVP_MAC_CTX_set_params(hctx, params) == 1;
+}
+
+/*
+ * SSL_CTX_set_tlsext_ticket_key_evp_cb: a new ticket (ENC) under the current
+ * key; an old one opened by the key it names, renewed when that is the
+ * previous one. 0: no ticket made / a full handshake.
+ */
+static int
+tls_on_ticket_key(SSL *ssl, unsigned char name[16], unsigned char iv[EVP_MAX_IV_LENGTH],
+                  EVP_CIPHER_CTX *ctx, EVP_MAC_CTX *hctx, int enc)
+{
+    const struct tls_ticket_keys *k = &tls_ticket_seen;
+
+    (void)ssl;
+    if (!tls_ticket_keys_now()) {
+        ERR_clear_error();
+        return 0;
+    }
+    if (enc) {
+        memcpy(name, k->cur.name, sizeof(k->cur.name));
+        return RAND_bytes(iv, 16) == 1 && tls_ticket_key_load(&k->cur, iv, ctx, hctx, 1) ? 1 : -1;
+    }
+    if (memcmp(name, k->cur.name, sizeof(k->cur.name)) == 0) {
+        return tls_ticket_key_load(&k->cur, iv, ctx, hctx, 0) ? 1 : -1;
+    }
+    if (memcmp(name, k->prev.name, sizeof(k->prev.name)) == 0) {
+        return tls_ticket_key_load(&k->prev, iv, ctx, hctx, 0) ? 2 : -1;
+    }
+    return 0;
+}
+
+void
+tls_ticket_keys_use(SSL_CTX *ctx)
+{
+    pthread_once(&tls_ticket_once, tls_ticket_fetch);
+    SSL_CTX_set_timeout(ctx, TLS_TICKET_KEY_PERIOD);
+    SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, tls_on_ticket_key);
 }
 
 /* Opens PATH to say plainly why it cannot be read (OpenSSL's own words are cryptic). */
@@ -194,6 +322,7 @@ tls_server_ctx_create(const struct conf *conf, char *err, size_t err_len)
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
     SSL_CTX_sess_set_cache_size(ctx, TLS_SESSION_CACHE_SIZE);
     SSL_CTX_set_num_tickets(ctx, TLS_TICKETS);
+    tls_ticket_keys_use(ctx);
     return ctx;
 fail:
     SSL_CTX_free(ctx);
@@ -251,18 +380,6 @@ tls_contexts_create(const struct conf *conf, SSL_CTX **server, SSL_CTX **backend
         return -1;
     }
     return 0;
-}
-
-void
-tls_keep_ticket_keys(SSL_CTX *to, SSL_CTX *from)
-{
-    unsigned char keys[TLS_TICKET_KEYS_LEN];
-
-    if (to != NULL && from != NULL &&
-        SSL_CTX_get_tlsext_ticket_keys(from, keys, sizeof(keys)) == 1) {
-        SSL_CTX_set_tlsext_ticket_keys(to, keys, sizeof(keys));
-    }
-    OPENSSL_cleanse(keys, sizeof(keys));
 }
 
 SSL *

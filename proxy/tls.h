@@ -11,10 +11,12 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 #include <openssl/ssl.h>
 
-#define TLS_HOST_MAX 256 /* longest host name or address, with its NUL */
+#define TLS_HOST_MAX          256  /* longest host name or address, with its NUL */
+#define TLS_TICKET_KEY_PERIOD 7200 /* s: a ticket key seals this long, then opens this long */
 
 struct conf;
 struct member;
@@ -29,10 +31,14 @@ struct member;
 int tls_contexts_create(const struct conf *conf, SSL_CTX **server, SSL_CTX **backend, char *err,
                         size_t err_len);
 /*
- * Gives TO the session-ticket keys of FROM, so that tickets issued before a
- * reload still resume after it. Either may be NULL (then nothing happens).
+ * Has server context CTX seal its session tickets with the process's ticket
+ * keys: those of the current TLS_TICKET_KEY_PERIOD, and of the one before
+ * for tickets still to open (then renewed). They outlive reloads; a ticket
+ * older than two periods makes a full handshake. Sessions last one period.
  */
-void tls_keep_ticket_keys(SSL_CTX *to, SSL_CTX *from);
+void tls_ticket_keys_use(SSL_CTX *ctx);
+/* The clock tls_ticket_keys_use() rotates keys by (time(); tests set another). */
+extern time_t (*tls_ticket_clock)(time_t *);
 /*
  * A new client SSL on BIO (which it owns, NULL for ENOMEM) for a connection to
  * member M: certificate checked against backend_tls_server_name, or else M's

@@ -16,13 +16,12 @@
 #include <cmocka.h>
 #include <event2/event.h>
 #include <openssl/err.h>
-#include <openssl/evp.h>
 #include <openssl/ssl.h>
-#include <openssl/x509.h>
 
 #include "proxy/conn.h"
 #include "proxy/conn_io.h"
 #include "proxy/fdev.h"
+#include "tests/helpers.h"
 
 #define READ_STEP 3000 /* bytes the slow client reads per step */
 #define STEPS     5000 /* alternations a test allows: far more than any case needs */
@@ -51,29 +50,6 @@ no_done(struct fdev *f, ssize_t n)
     (void)n;
 }
 
-/* A throwaway self-signed P-256 certificate and key, made here: no files. */
-static void
-use_new_certificate(SSL_CTX *ctx)
-{
-    EVP_PKEY *key = EVP_EC_gen("P-256");
-    X509 *x = X509_new();
-
-    assert_non_null(key);
-    assert_non_null(x);
-    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-    X509_gmtime_adj(X509_getm_notBefore(x), 0);
-    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
-    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
-                               (const unsigned char *)"localhost", -1, -1, 0);
-    X509_set_issuer_name(x, X509_get_subject_name(x));
-    assert_int_equal(X509_set_pubkey(x, key), 1);
-    assert_true(X509_sign(x, key, EVP_sha256()) > 0);
-    assert_int_equal(SSL_CTX_use_certificate(ctx, x), 1);
-    assert_int_equal(SSL_CTX_use_PrivateKey(ctx, key), 1);
-    X509_free(x);
-    EVP_PKEY_free(key);
-}
-
 static int
 setup(void **state)
 {
@@ -86,7 +62,7 @@ setup(void **state)
     client_ctx = SSL_CTX_new(TLS_client_method());
     assert_non_null(server_ctx);
     assert_non_null(client_ctx);
-    use_new_certificate(server_ctx);
+    cert_use_new(server_ctx);
     /* As proxy/tls.c: one ticket at the handshake's end, partial writes like send(). */
     SSL_CTX_set_num_tickets(server_ctx, 1);
     SSL_CTX_set_mode(server_ctx,
