@@ -31,6 +31,7 @@
 #include "proxy/scrape.h"
 #include "proxy/settings.h"
 #include "proxy/tls.h"
+#include "proxy/tls_mem.h"
 #include "proxy/worker.h"
 #include "ring/ring.h"
 
@@ -567,6 +568,8 @@ main(int argc, char **argv)
     struct settings *settings;
     int check_only = 0, opt, rc;
 
+    /* Before OpenSSL allocates anything; a sanitizer build leaves it out. */
+    (void)tls_mem_install();
     while ((opt = getopt_long(argc, argv, "c:th", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c':

@@ -54,66 +54,13 @@ server_ctx_new(void)
     return ctx;
 }
 
-/*
- * A handshake between SERVER and a client of version VERSION that offers
- * OFFER (or nothing); says whether it resumed, and returns the client's
- * session after a byte of data (which brings a TLS 1.3 ticket).
- */
-static SSL_SESSION *
-handshake(SSL_CTX *server, int version, SSL_SESSION *offer, bool *resumed)
-{
-    SSL_CTX *client_ctx = SSL_CTX_new(TLS_client_method());
-    SSL *s, *c;
-    SSL_SESSION *session;
-    int sv[2];
-    char byte;
-
-    assert_non_null(client_ctx);
-    SSL_CTX_set_min_proto_version(client_ctx, version);
-    SSL_CTX_set_max_proto_version(client_ctx, version);
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-    s = SSL_new(server);
-    c = SSL_new(client_ctx);
-    assert_non_null(s);
-    assert_non_null(c);
-    assert_int_equal(SSL_set_fd(s, sv[0]), 1);
-    assert_int_equal(SSL_set_fd(c, sv[1]), 1);
-    if (offer != NULL) { /* a copy: a TLS 1.2 client puts a renewed ticket in its session */
-        SSL_SESSION *copy = SSL_SESSION_dup(offer);
-
-        assert_non_null(copy);
-        assert_int_equal(SSL_set_session(c, copy), 1);
-        SSL_SESSION_free(copy);
-    }
-    SSL_set_accept_state(s);
-    SSL_set_connect_state(c);
-    for (int i = 0; i < 20 && !(SSL_is_init_finished(s) && SSL_is_init_finished(c)); i++) {
-        SSL_do_handshake(c);
-        SSL_do_handshake(s);
-    }
-    assert_true(SSL_is_init_finished(s) && SSL_is_init_finished(c));
-    assert_int_equal(SSL_write(s, "x", 1), 1);
-    assert_int_equal(SSL_read(c, &byte, 1), 1);
-    *resumed = SSL_session_reused(c);
-    session = SSL_get1_session(c);
-    assert_true(SSL_SESSION_is_resumable(session));
-    SSL_shutdown(c); /* else OpenSSL marks the client's session not resumable */
-    SSL_free(c);
-    SSL_free(s);
-    SSL_CTX_free(client_ctx);
-    close(sv[0]);
-    close(sv[1]);
-    ERR_clear_error();
-    return session;
-}
-
 /* Whether a handshake offering OFFER resumes. */
 static bool
 resumes(SSL_CTX *server, int version, SSL_SESSION *offer)
 {
     bool resumed;
 
-    SSL_SESSION_free(handshake(server, version, offer, &resumed));
+    SSL_SESSION_free(tls_pair_handshake(server, version, offer, &resumed));
     return resumed;
 }
 
@@ -127,12 +74,12 @@ ticket_key_rotation(int version)
     bool resumed;
 
     fake_now = t0 + 10;
-    first = handshake(server, version, NULL, &resumed);
+    first = tls_pair_handshake(server, version, NULL, &resumed);
     assert_false(resumed);
     fake_now = t0 + TLS_TICKET_KEY_PERIOD - 1;
     assert_true(resumes(server, version, first));
     fake_now = t0 + 2 * TLS_TICKET_KEY_PERIOD - 1; /* the next period: old key, new ticket */
-    renewed = handshake(server, version, first, &resumed);
+    renewed = tls_pair_handshake(server, version, first, &resumed);
     assert_true(resumed);
     fake_now = t0 + 2 * TLS_TICKET_KEY_PERIOD + 1; /* two periods on: that key is gone */
     assert_false(resumes(server, version, first));
@@ -166,7 +113,7 @@ test_ticket_keys_outlive_the_context(void **state)
 
     (void)state;
     fake_now = fresh_period() + 10;
-    session = handshake(before, TLS1_3_VERSION, NULL, &resumed);
+    session = tls_pair_handshake(before, TLS1_3_VERSION, NULL, &resumed);
     SSL_CTX_free(before);
     assert_true(resumes(after, TLS1_3_VERSION, session));
     SSL_SESSION_free(session);
