@@ -45,6 +45,9 @@ worker_listen_socket(const char *host, uint16_t port, char *err, size_t err_len)
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1 ||
         /* Accepted sockets inherit it (Linux copies the listener): no setsockopt per client. */
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1 ||
+        /* Clients speak first (HTTP, TLS, PROXY): accept a connection with its first bytes, in
+         * one wake-up, not on its bare ACK. A silent one waits about a second in the kernel. */
+        setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &one, sizeof(one)) == -1 ||
         (res->ai_family == AF_INET6 &&
          setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1) ||
         bind(fd, res->ai_addr, res->ai_addrlen) == -1 || listen(fd, WORKER_LISTEN_BACKLOG) == -1) {

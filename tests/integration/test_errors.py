@@ -7,8 +7,7 @@ import time
 import pytest
 
 from helpers import (backend_lines, check_routed, free_ports, http_get, http_exchange, raw_exchange,
-                     status_of,
-                     ws_hello, ws_url)
+                     response_complete, status_of, ws_hello, ws_url)
 
 GOOD = b"GET /api?user=alice HTTP/1.1\r\nHost: wsring\r\n"
 
@@ -161,7 +160,8 @@ def test_slow_handshake_is_closed_after_timeout(http_proxy, sent):
     try:
         s.sendall(sent)  # then silence
         t0 = time.monotonic()
-        s.settimeout(1.0 + 2.0)
+        # A client that sends nothing waits unaccepted for the kernel's 1 s (TCP_DEFER_ACCEPT).
+        s.settimeout((1.0 if sent else 2.0) + 2.0)
         try:
             while s.recv(4096):  # an error response is allowed; EOF must follow
                 pass
@@ -175,6 +175,28 @@ def test_slow_handshake_is_closed_after_timeout(http_proxy, sent):
         s.close()
     assert how in ("eof", "reset"), f"still open {elapsed:.1f}s after half a head (handshake_timeout 1s)"
     assert elapsed >= 0.5, f"closed after {elapsed:.2f}s, before handshake_timeout"
+
+
+def test_a_client_is_accepted_once_it_speaks(http_proxy):
+    """TCP_DEFER_ACCEPT: a connected client that has sent nothing costs wsring no descriptor and no
+    wake-up; its first bytes bring the accept, and the answer follows as usual."""
+    from test_http_keepalive import accepted
+    s = socket.create_connection(("127.0.0.1", http_proxy.port), timeout=5)
+    try:
+        before = accepted(http_proxy)
+        time.sleep(0.5)
+        assert accepted(http_proxy) == before, "accepted before its first byte"
+        s.sendall(GOOD + b"\r\n")
+        got = b""
+        while not response_complete(got):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        assert status_of(got) == 200, got[:200]
+        assert accepted(http_proxy) == before + 1
+    finally:
+        s.close()
 
 
 def test_trickling_client_is_closed_after_timeout(http_proxy):

@@ -25,6 +25,10 @@ def proxied(env, request, monkeypatch):
     b = env.backend("relay-py")
     proxy = env.wsring("key query:user\n" + backend_lines([b]))
     if request.param == "syscalls":
+        # Worker 0 says it from its own thread, which may start after "ready" is logged.
+        deadline = time.monotonic() + 10
+        while "event=io_uring state=off" not in proxy.proc.log_text() and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert "event=io_uring state=off" in proxy.proc.log_text()
     return proxy, b
 
