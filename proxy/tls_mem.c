@@ -123,8 +123,8 @@ tls_mem_malloc(size_t n, const char *file, int line)
 
     (void)file;
     (void)line;
-    if (n == 0) {
-        return NULL; /* as CRYPTO_malloc's own */
+    if (n == 0 || n > SIZE_MAX - TLS_MEM_HEADER) {
+        return NULL; /* as CRYPTO_malloc's own for 0; no room for the header */
     }
     if (c < TLS_MEM_CLASSES && k->head[c] != NULL) {
         struct tls_mem_free *f = k->head[c];

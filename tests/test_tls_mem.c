@@ -109,8 +109,9 @@ test_realloc_keeps_content(void **state)
     }
     q = tls_mem_realloc(p, 30, __FILE__, __LINE__); /* 20 and 30 share a class */
     assert_ptr_equal(q, p);
-    assert_null(tls_mem_realloc(q, 0, __FILE__, __LINE__)); /* freed */
-    assert_null(tls_mem_malloc(0, __FILE__, __LINE__));     /* as CRYPTO_malloc */
+    assert_null(tls_mem_realloc(q, 0, __FILE__, __LINE__));        /* freed */
+    assert_null(tls_mem_malloc(0, __FILE__, __LINE__));            /* as CRYPTO_malloc */
+    assert_null(tls_mem_malloc(SIZE_MAX - 8, __FILE__, __LINE__)); /* no wrap past the header */
     tls_mem_free(NULL, __FILE__, __LINE__);
     tls_mem_release();
 }
