@@ -11,6 +11,7 @@ import time
 import pytest
 import websockets
 
+from consul_helpers import wait_until
 from helpers import HERE, backend_lines, check_routed, masked_frame, raw_handshake, read_frame, ws_url
 
 MIB = 1 << 20
@@ -26,10 +27,8 @@ def proxied(env, request, monkeypatch):
     proxy = env.wsring("key query:user\n" + backend_lines([b]))
     if request.param == "syscalls":
         # Worker 0 says it from its own thread, which may start after "ready" is logged.
-        deadline = time.monotonic() + 10
-        while "event=io_uring state=off" not in proxy.proc.log_text() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert "event=io_uring state=off" in proxy.proc.log_text()
+        wait_until(lambda: "event=io_uring state=off" in proxy.proc.log_text(), 10,
+                   "worker 0's io_uring state=off")
     return proxy, b
 
 
