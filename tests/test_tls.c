@@ -5,11 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <cmocka.h>
-#include <openssl/err.h>
 
 #include "proxy/tls.h"
 #include "tests/helpers.h"

@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <openssl/crypto.h>
 
 #include "proxy/tls_mem.h"
 #include "tests/helpers.h"
